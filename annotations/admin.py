@@ -1,0 +1,101 @@
+"""Django admin for staff: search, filter, bulk review actions; provenance fields are read-only."""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from . import review
+from .models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt, ReviewEvent
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ("id", "text", "source", "is_heldout", "created_at")
+    list_filter = ("source", "is_heldout")
+    search_fields = ("text",)
+    readonly_fields = ("text_hash", "created_at")
+
+
+class CandidateInline(admin.TabularInline):
+    model = Candidate
+    extra = 0
+    can_delete = False
+    readonly_fields = ("text", "model_version", "decoding", "seed", "sample_index", "generation_seconds", "created_at")
+
+
+@admin.register(AnnotationItem)
+class AnnotationItemAdmin(admin.ModelAdmin):
+    list_display = ("id", "prompt", "model_version", "judgements_needed", "created_at")
+    list_filter = ("model_version",)
+    search_fields = ("prompt__text",)
+    readonly_fields = ("prompt", "model_version", "created_at")
+    inlines = [CandidateInline]
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ("id", "text", "model_version", "seed", "created_at")
+    list_filter = ("model_version",)
+    search_fields = ("text", "item__prompt__text")
+    readonly_fields = [f.name for f in Candidate._meta.fields]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "item", "shown_at")
+    list_filter = ("user",)
+    readonly_fields = ("user", "item", "candidate_order", "shown_at")
+
+
+@admin.register(Judgement)
+class JudgementAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "kind", "item", "chosen_position", "time_spent_ms", "created_at")
+    list_filter = ("kind", "user", "item__model_version", "created_at")
+    search_fields = ("item__prompt__text", "own_rewrite", "user__username")
+    readonly_fields = [f.name for f in Judgement._meta.fields]
+
+
+class ReviewEventInline(admin.TabularInline):
+    model = ReviewEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("user", "action", "before", "after", "created_at")
+
+
+def _bulk(action: str, label: str):
+    def run(modeladmin, request, queryset):
+        count = review.review_pairs(reviewer=request.user, pairs=queryset, action=action)
+        modeladmin.message_user(request, f"{label}: {count} pair(s).", messages.SUCCESS)
+
+    run.short_description = f"{label} selected pairs"
+    run.__name__ = f"{action}_pairs"
+    return run
+
+
+@admin.register(PreferencePair)
+class PreferencePairAdmin(admin.ModelAdmin):
+    list_display = ("id", "prompt", "chosen_text", "rejected_text", "status", "flagged", "annotator_name", "model_version", "created_at")
+    list_filter = ("status", "flagged", "source", "is_own_rewrite", "model_version", "judgement__user", "created_at")
+    search_fields = ("prompt__text", "chosen_text", "rejected_text", "judgement__user__username")
+    readonly_fields = (
+        "judgement", "prompt", "model_version", "source", "chosen_candidate", "rejected_candidate",
+        "original_chosen_text", "is_own_rewrite", "reviewed_by", "reviewed_at", "created_at", "updated_at",
+        "chosen_text", "rejected_text", "status", "flagged",
+    )
+    fields = readonly_fields + ("flag_note",)
+    actions = [_bulk("approve", "Approve"), _bulk("reject", "Reject"), _bulk("flag", "Flag"), _bulk("unflag", "Unflag"), _bulk("swap", "Swap chosen/rejected of")]
+    inlines = [ReviewEventInline]
+    list_select_related = ("prompt", "model_version", "judgement__user")
+
+    @admin.display(description="annotator", ordering="judgement__user__username")
+    def annotator_name(self, pair: PreferencePair) -> str:
+        return pair.judgement.user.username
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # user work is never deleted; reject it instead
+
+
+@admin.register(ReviewEvent)
+class ReviewEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "pair", "user", "action", "created_at")
+    list_filter = ("action", "user")
+    readonly_fields = [f.name for f in ReviewEvent._meta.fields]

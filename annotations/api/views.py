@@ -1,0 +1,180 @@
+"""REST endpoints for annotation and review; each action calls the same service as the web pages."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from detoxsite.queues import RedisUnavailable
+
+from .. import pool, review, services
+from ..models import Judgement, PreferencePair, Prompt
+from ..roles import IsReviewer, is_reviewer, role_of
+from . import serializers as s
+from .filters import JudgementFilter, PairFilter, PromptFilter
+
+
+class Refused(APIException):
+    def __init__(self, exc: services.ActionRefused) -> None:
+        super().__init__(detail=exc.message)
+        self.status_code = exc.status
+
+
+def run_action(func, **kwargs):
+    """Call a service, turning ``ActionRefused`` into a 4xx with its message."""
+    try:
+        return func(**kwargs)
+    except services.ActionRefused as exc:
+        raise Refused(exc) from exc
+    except RedisUnavailable as exc:
+        raise Refused(services.ActionRefused(str(exc), 503)) from exc
+
+
+def next_item_payload(user) -> dict:
+    """What the annotate page and ``/api/annotate/next/`` show: an assignment or why there is none."""
+    assignment = run_action(services.next_assignment, user=user)
+    version = pool.ModelVersion.objects.active()
+    ready = pool.ready_count(version) if version else 0
+    saved = Judgement.objects.filter(user=user).saved_choices().count()
+    if assignment is not None:
+        state, message = "ready", "Choose the best rewrite."
+    elif version is not None and pool.pick_prompts(version, 1):
+        state, message = "generating", "The model is writing candidates; they appear here in a moment."
+    else:
+        state, message = "exhausted", "You have judged every available sentence. Thank you!"
+    return {"status": state, "message": message, "assignment": assignment, "saved_choices": saved, "pool_ready": ready}
+
+
+class NextItemView(APIView):
+    @extend_schema(responses=s.NextItemSerializer, summary="Get the next item to annotate (or why none is ready)")
+    def get(self, request):
+        return Response(s.NextItemSerializer(next_item_payload(request.user)).data)
+
+
+class JudgementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your judgements (reviewers may list everyone's with ``?user=``)."""
+
+    serializer_class = s.JudgementSerializer
+    filterset_class = JudgementFilter
+
+    def get_queryset(self):
+        qs = Judgement.objects.select_related("user", "item__prompt", "item__model_version", "chosen_candidate", "assignment")
+        return qs if is_reviewer(self.request.user) else qs.filter(user=self.request.user)
+
+    @extend_schema(
+        request=s.JudgementSubmitSerializer,
+        responses={201: s.JudgementSerializer, 200: OpenApiResponse(s.JudgementSerializer, "Already submitted")},
+        summary="Submit a judgement: a candidate id, your own rewrite, or a skip reason",
+    )
+    def create(self, request):
+        data = s.JudgementSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        judgement, created = run_action(
+            services.submit_judgement,
+            user=request.user,
+            assignment_id=v["assignment"],
+            candidate_id=v.get("candidate"),
+            own_rewrite=v.get("own_rewrite", ""),
+            skip_reason=v.get("skip_reason", ""),
+            time_spent_ms=v.get("time_spent_ms"),
+        )
+        return Response(
+            s.JudgementSerializer(judgement).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class PairViewSet(viewsets.ReadOnlyModelViewSet):
+    """Preference pairs for reviewers, with review actions."""
+
+    permission_classes = [IsAuthenticated & IsReviewer]
+    filterset_class = PairFilter
+    ordering_fields = ["created_at", "reviewed_at", "id"]
+    queryset = PreferencePair.objects.with_annotator()
+
+    def get_serializer_class(self):
+        return s.PairDetailSerializer if self.action == "retrieve" else s.PreferencePairSerializer
+
+    def _bulk(self, request, pk, name, note=""):
+        pair = self.get_object()
+        run_action(review.review_pairs, reviewer=request.user, pairs=[pair], action=name, note=note)
+        pair.refresh_from_db()
+        return Response(s.PairDetailSerializer(pair).data)
+
+    @extend_schema(request=None, responses=s.PairDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._bulk(request, pk, "approve")
+
+    @extend_schema(request=None, responses=s.PairDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._bulk(request, pk, "reject")
+
+    @extend_schema(request=None, responses=s.PairDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def swap(self, request, pk=None):
+        return self._bulk(request, pk, "swap")
+
+    @extend_schema(request=s.FlagSerializer, responses=s.PairDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def flag(self, request, pk=None):
+        data = s.FlagSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._bulk(request, pk, "flag", note=data.validated_data.get("note", ""))
+
+    @extend_schema(request=None, responses=s.PairDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def unflag(self, request, pk=None):
+        return self._bulk(request, pk, "unflag")
+
+    @extend_schema(request=s.EditGoldSerializer, responses=s.PairDetailSerializer, summary="Edit the gold rewrite")
+    @action(detail=True, methods=["post"])
+    def edit(self, request, pk=None):
+        data = s.EditGoldSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = run_action(
+            review.edit_gold_rewrite, reviewer=request.user, pair=self.get_object(), text=data.validated_data["chosen_text"]
+        )
+        return Response(s.PairDetailSerializer(pair).data)
+
+    @extend_schema(request=s.BulkReviewSerializer, responses={200: dict}, summary="Apply one action to many pairs")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        data = s.BulkReviewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        missing = set(v["ids"]) - set(PreferencePair.objects.filter(id__in=v["ids"]).values_list("id", flat=True))
+        if missing:
+            raise Refused(services.ActionRefused(f"No such pairs: {sorted(missing)}", 404))
+        count = run_action(review.review_pairs, reviewer=request.user, pairs=v["ids"], action=v["action"], note=v.get("note", ""))
+        return Response({"action": v["action"], "updated": count})
+
+
+class PromptViewSet(viewsets.ReadOnlyModelViewSet):
+    """The prompt pool with references (reviewers and staff)."""
+
+    permission_classes = [IsAuthenticated & IsReviewer]
+    serializer_class = s.PromptSerializer
+    filterset_class = PromptFilter
+    queryset = Prompt.objects.all()
+
+
+@extend_schema(responses={200: dict}, summary="Who am I: username, role and my counts")
+@api_view(["GET"])
+def me(request):
+    user = request.user
+    judgements = Judgement.objects.filter(user=user)
+    return Response(
+        {
+            "username": user.username,
+            "role": role_of(user),
+            "saved_choices": judgements.saved_choices().count(),
+            "skips": judgements.filter(kind=Judgement.Kind.SKIP).count(),
+        }
+    )

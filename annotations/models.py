@@ -1,0 +1,237 @@
+"""Prompts, generated candidates, annotation items, judgements and the preference pairs they yield.
+
+Nothing a user did is deleted by the platform: foreign keys to user work are PROTECT, and review
+changes are recorded as ``ReviewEvent`` rows next to the edited pair.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def normalise_text(text: str) -> str:
+    return " ".join(text.split())
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(normalise_text(text).lower().encode()).hexdigest()
+
+
+def is_heldout_hash(digest: str, percent: int) -> bool:
+    """Deterministic held-out split: the same text lands on the same side on every machine."""
+    return int(digest[:8], 16) % 100 < percent
+
+
+class PromptQuerySet(models.QuerySet):
+    def for_annotation(self) -> "PromptQuerySet":
+        return self.filter(is_heldout=False)
+
+    def heldout(self) -> "PromptQuerySet":
+        return self.filter(is_heldout=True)
+
+
+class Prompt(models.Model):
+    """A toxic sentence to rewrite, with the human neutral references where the source has them."""
+
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64, unique=True, editable=False)
+    source = models.CharField(max_length=100, db_index=True)
+    references = models.JSONField(default=list, blank=True)
+    is_heldout = models.BooleanField(default=False, db_index=True, help_text="Kept out of annotation for evaluation.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PromptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class AnnotationItem(models.Model):
+    """A prompt with the candidates one model version sampled for it, judged by up to N annotators."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="items")
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="items")
+    judgements_needed = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"item {self.pk}: {self.prompt}"
+
+
+class Candidate(models.Model):
+    """A rewrite sampled server-side, with full provenance; users choose by id, never by text."""
+
+    item = models.ForeignKey(AnnotationItem, on_delete=models.PROTECT, related_name="candidates")
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="candidates")
+    text = models.TextField()
+    decoding = models.JSONField(default=dict, help_text="Sampling parameters used.")
+    seed = models.BigIntegerField()
+    sample_index = models.PositiveSmallIntegerField(default=0)
+    generation_seconds = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["item", "text"], name="candidate_text_unique_per_item")]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class Assignment(models.Model):
+    """An item shown to a user, with the order its candidates were shown in (shown once per user)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
+    item = models.ForeignKey(AnnotationItem, on_delete=models.PROTECT, related_name="assignments")
+    candidate_order = models.JSONField(help_text="Candidate ids in the order shown.")
+    shown_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-shown_at"]
+        constraints = [models.UniqueConstraint(fields=["user", "item"], name="one_assignment_per_user_item")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ← item {self.item_id}"
+
+
+class JudgementQuerySet(models.QuerySet):
+    def saved_choices(self) -> "JudgementQuerySet":
+        return self.exclude(kind=Judgement.Kind.SKIP)
+
+
+class Judgement(models.Model):
+    """One user's verdict on one item: a chosen candidate, their own rewrite, or a skip."""
+
+    class Kind(models.TextChoices):
+        CHOICE = "choice", "Chose a candidate"
+        NONE_ACCEPTABLE = "none", "None acceptable, wrote own rewrite"
+        SKIP = "skip", "Skipped"
+
+    class SkipReason(models.TextChoices):
+        UNCLEAR = "unclear", "Unclear or not a sentence"
+        NOT_TOXIC = "not_toxic", "Not toxic, nothing to rewrite"
+        CANNOT_REWRITE = "cannot_rewrite", "Cannot be rewritten politely"
+        TOO_OFFENSIVE = "too_offensive", "Too offensive for me"
+        OTHER = "other", "Other"
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="judgement")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgements")
+    item = models.ForeignKey(AnnotationItem, on_delete=models.PROTECT, related_name="judgements")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    chosen_candidate = models.ForeignKey(
+        Candidate, null=True, blank=True, on_delete=models.PROTECT, related_name="chosen_in"
+    )
+    chosen_position = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-based position shown.")
+    own_rewrite = models.TextField(blank=True)
+    skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = JudgementQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "item"], name="one_judgement_per_user_item"),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="choice", chosen_candidate__isnull=False)
+                    | Q(kind="none", chosen_candidate__isnull=True) & ~Q(own_rewrite="")
+                    | Q(kind="skip", chosen_candidate__isnull=True) & ~Q(skip_reason="")
+                ),
+                name="judgement_kind_matches_fields",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.get_kind_display()} on item {self.item_id}"
+
+
+class PreferencePairQuerySet(models.QuerySet):
+    def approved(self) -> "PreferencePairQuerySet":
+        return self.filter(status=PreferencePair.Status.APPROVED)
+
+    def pending(self) -> "PreferencePairQuerySet":
+        return self.filter(status=PreferencePair.Status.PENDING)
+
+    def with_annotator(self) -> "PreferencePairQuerySet":
+        return self.select_related("judgement__user", "prompt", "model_version", "reviewed_by")
+
+
+class PreferencePair(models.Model):
+    """Chosen vs rejected rewrite of one prompt; only approved pairs become training data."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    class Source(models.TextChoices):
+        ANNOTATION = "annotation", "Best-of-N annotation"
+        ARENA = "arena", "A/B arena"
+
+    judgement = models.ForeignKey(Judgement, on_delete=models.PROTECT, related_name="pairs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="pairs")
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="pairs"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.ANNOTATION)
+    chosen_candidate = models.ForeignKey(
+        Candidate, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rejected_candidate = models.ForeignKey(
+        Candidate, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    chosen_text = models.TextField()
+    rejected_text = models.TextField()
+    original_chosen_text = models.TextField(help_text="The chosen text as the annotator saved it.")
+    is_own_rewrite = models.BooleanField(default=False, help_text="Chosen text written by the annotator.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    flagged = models.BooleanField(default=False, db_index=True)
+    flag_note = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="reviewed_pairs"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PreferencePairQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"pair {self.pk} [{self.status}] {self.chosen_text[:40]!r} > {self.rejected_text[:40]!r}"
+
+    @property
+    def annotator(self):
+        return self.judgement.user
+
+
+class ReviewEvent(models.Model):
+    """One review action on a pair, kept forever: who did what, when, and the values before/after."""
+
+    pair = models.ForeignKey(PreferencePair, on_delete=models.PROTECT, related_name="events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_events")
+    action = models.CharField(max_length=20)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.action} pair {self.pair_id}"
+

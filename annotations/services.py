@@ -1,0 +1,155 @@
+"""Annotation actions, one function per thing a user does. Views, the API and commands call these.
+
+``ActionRefused`` carries the exact message and HTTP status a user sees; nothing is written when
+it is raised.
+"""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from training.models import ModelVersion
+
+from . import pool
+from .models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, normalise_text
+
+
+class ActionRefused(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def open_assignment(user) -> Assignment | None:
+    """The user's shown-but-unjudged item, if still reserved for them (a reload shows it again)."""
+    cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
+    return (
+        Assignment.objects.filter(user=user, judgement__isnull=True, shown_at__gte=cutoff)
+        .select_related("item__prompt")
+        .order_by("-shown_at")
+        .first()
+    )
+
+
+def next_assignment(*, user) -> Assignment | None:
+    """Give ``user`` an item they have not seen, from the active version's pool; None if none is ready.
+
+    Asks for a refill whenever the pool runs low, so the next user normally does not wait.
+    """
+    current = open_assignment(user)
+    if current is not None:
+        return current
+    version = ModelVersion.objects.active()
+    if version is None:
+        raise ActionRefused("No model version is active yet: staff must register and activate one.", 409)
+    try:
+        for item_id in pool.items_for_user(user, version).order_by("id").values_list("id", flat=True)[:20]:
+            with transaction.atomic():
+                # Lock the item so two users racing for its last slot cannot both take it.
+                item = AnnotationItem.objects.select_for_update(skip_locked=True).filter(id=item_id).first()
+                if item is None or not pool.items_for_user(user, version).filter(id=item_id).exists():
+                    continue
+                order = list(item.candidates.values_list("id", flat=True))
+                random.SystemRandom().shuffle(order)
+                return Assignment.objects.create(user=user, item=item, candidate_order=order)
+        return None
+    finally:
+        pool.request_refill(version)
+
+
+def _validated_rewrite(text: str) -> str:
+    text = normalise_text(text or "")
+    if not text:
+        raise ActionRefused("Write your own rewrite when none of the candidates is acceptable.")
+    if len(text) > settings.MAX_REWRITE_CHARS:
+        raise ActionRefused(f"Your rewrite is too long: {len(text)} characters, at most {settings.MAX_REWRITE_CHARS}.")
+    return text
+
+
+def submit_judgement(
+    *,
+    user,
+    assignment_id: int,
+    candidate_id: int | None = None,
+    own_rewrite: str = "",
+    skip_reason: str = "",
+    time_spent_ms: int | None = None,
+) -> tuple[Judgement, bool]:
+    """Save the user's verdict on an item shown to them; returns (judgement, created).
+
+    Exactly one of ``candidate_id`` (a candidate shown to this user for this item), ``own_rewrite``
+    (none acceptable) or ``skip_reason`` is given. A second submit for the same item returns the
+    first judgement unchanged.
+    """
+    given = [candidate_id is not None, bool((own_rewrite or "").strip()), bool(skip_reason)]
+    if sum(given) != 1:
+        raise ActionRefused("Give exactly one of: a candidate id, your own rewrite, or a skip reason.")
+    if skip_reason and skip_reason not in Judgement.SkipReason.values:
+        raise ActionRefused(f"Unknown skip reason {skip_reason!r}; use one of {', '.join(Judgement.SkipReason.values)}.")
+    rewrite = _validated_rewrite(own_rewrite) if given[1] else ""
+    try:
+        with transaction.atomic():
+            assignment = (
+                Assignment.objects.select_for_update().filter(id=assignment_id, user=user).select_related("item").first()
+            )
+            if assignment is None:
+                raise ActionRefused(f"Item assignment {assignment_id} was not shown to you.", 404)
+            existing = Judgement.objects.filter(assignment=assignment).first()
+            if existing is not None:
+                return existing, False
+            judgement = _create_judgement(assignment, candidate_id, rewrite, skip_reason, time_spent_ms)
+    except IntegrityError:  # the concurrent twin of this submit won the race
+        existing = Judgement.objects.filter(assignment_id=assignment_id, user=user).first()
+        if existing is None:
+            raise
+        return existing, False
+    pool.request_refill()
+    return judgement, True
+
+
+def _create_judgement(
+    assignment: Assignment, candidate_id: int | None, rewrite: str, skip_reason: str, time_spent_ms: int | None
+) -> Judgement:
+    order: list[int] = assignment.candidate_order
+    if time_spent_ms is None:
+        time_spent_ms = int((timezone.now() - assignment.shown_at).total_seconds() * 1000)
+    common = dict(
+        assignment=assignment, user=assignment.user, item=assignment.item, time_spent_ms=max(0, int(time_spent_ms))
+    )
+    if skip_reason:
+        return Judgement.objects.create(kind=Judgement.Kind.SKIP, skip_reason=skip_reason, **common)
+    shown = {c.id: c for c in Candidate.objects.filter(id__in=order)}
+    if candidate_id is not None:
+        if candidate_id not in order:
+            raise ActionRefused(f"Candidate {candidate_id} was not shown to you for this item.")
+        judgement = Judgement.objects.create(
+            kind=Judgement.Kind.CHOICE,
+            chosen_candidate=shown[candidate_id],
+            chosen_position=order.index(candidate_id) + 1,
+            **common,
+        )
+        chosen_text, rejected = shown[candidate_id].text, [shown[i] for i in order if i != candidate_id]
+    else:
+        judgement = Judgement.objects.create(kind=Judgement.Kind.NONE_ACCEPTABLE, own_rewrite=rewrite, **common)
+        chosen_text, rejected = rewrite, [shown[i] for i in order]
+    PreferencePair.objects.bulk_create(
+        PreferencePair(
+            judgement=judgement,
+            prompt=assignment.item.prompt,
+            model_version=assignment.item.model_version,
+            chosen_candidate=judgement.chosen_candidate,
+            rejected_candidate=candidate,
+            chosen_text=chosen_text,
+            original_chosen_text=chosen_text,
+            rejected_text=candidate.text,
+            is_own_rewrite=judgement.kind == Judgement.Kind.NONE_ACCEPTABLE,
+        )
+        for candidate in rejected
+        if normalise_text(candidate.text) != chosen_text
+    )
+    return judgement

@@ -1,0 +1,70 @@
+"""The one place that talks to Redis queues: enqueue after commit, and say clearly when Redis is down."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import django_rq
+from django.conf import settings
+from django.db import transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+
+class RedisUnavailable(RuntimeError):
+    def __init__(self, exc: Exception | None = None) -> None:
+        super().__init__(
+            f"Cannot reach Redis at {settings.REDIS_URL} ({exc}). Start it (`redis-server --daemonize yes`) "
+            "or point REDIS_URL at a running Redis."
+        )
+
+
+def get_connection():
+    return django_rq.get_connection("generation")
+
+
+def check_redis() -> None:
+    """Raise ``RedisUnavailable`` with a how-to-fix message when Redis does not answer."""
+    try:
+        get_connection().ping()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise RedisUnavailable(exc) from exc
+
+
+def enqueue(queue: str, func: Callable[..., Any] | str, *args: Any, **kwargs: Any):
+    """Enqueue now; raise ``RedisUnavailable`` if Redis is down. Pass ids, never model instances."""
+    try:
+        return django_rq.get_queue(queue).enqueue(func, *args, **kwargs)
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise RedisUnavailable(exc) from exc
+
+
+def enqueue_on_commit(queue: str, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> None:
+    """Enqueue once the current transaction commits, so the job never sees uncommitted rows."""
+
+    def _send() -> None:
+        try:
+            enqueue(queue, func, *args, **kwargs)
+        except RedisUnavailable as exc:
+            logger.error("%s", exc)
+
+    transaction.on_commit(_send)
+
+
+def acquire_once(key: str, seconds: int) -> bool:
+    """A short Redis lock so the same refill is not queued many times; False if already held or Redis is down."""
+    try:
+        return bool(get_connection().set(f"detox:{key}", "1", nx=True, ex=seconds))
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+        return False
+
+
+def release(key: str) -> None:
+    try:
+        get_connection().delete(f"detox:{key}")
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        pass

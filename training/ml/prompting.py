@@ -1,0 +1,40 @@
+"""The one prompt template shared by generation, SFT, DPO and evaluation.
+
+Keeping it in one place means a model is always asked the question it was trained on.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+INSTRUCTION = "Rewrite the user's message politely. Keep its meaning."
+
+# Used when a tokenizer carries no chat template of its own (a bare tokenizer, a tiny test model).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def build_messages(toxic: str) -> list[dict[str, str]]:
+    """Chat messages asking for a polite rewrite of ``toxic`` (a compact prompt, ~20 tokens + text)."""
+    return [
+        {"role": "system", "content": INSTRUCTION},
+        {"role": "user", "content": toxic.strip()},
+    ]
+
+
+def render_prompt(tokenizer: Any, toxic: str) -> str:
+    """The exact text fed to the model before its answer (generation prompt included)."""
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer.apply_chat_template(build_messages(toxic), tokenize=False, add_generation_prompt=True)
+
+
+def clean_completion(text: str) -> str:
+    """Normalise a decoded completion: first line only, stripped (the model sometimes rambles on)."""
+    text = text.strip()
+    for stop in ("<|im_end|>", "<|im_start|>", "\n"):
+        text = text.split(stop, 1)[0]
+    return text.strip()

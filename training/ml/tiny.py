@@ -1,0 +1,69 @@
+"""Tiny random causal LMs with a tokenizer trained on the spot, for tests that must run in seconds.
+
+The model shares the real pipeline (chat template, safetensors checkpoint, ``version.json``), so a
+test on it exercises the same code paths as the bundled model.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from .checkpoints import atomic_directory, write_version_file
+from .prompting import CHATML_TEMPLATE
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
+DEFAULT_CORPUS = [
+    "you are a stupid idiot",
+    "you are not very smart",
+    "shut up you fool",
+    "please be quiet",
+    "this is damn crap",
+    "this is not good",
+    "what the hell are you doing",
+    "what are you doing",
+    "system user assistant rewrite the message politely keep its meaning",
+]
+
+
+def build_tiny_checkpoint(destination: Path, *, corpus: Iterable[str] = (), seed: int = 0) -> Path:
+    """Write a ~100k-parameter Llama checkpoint with a BPE tokenizer to ``destination``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts = list(DEFAULT_CORPUS) + list(corpus)
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        unk_token="<|endoftext|>",
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    with atomic_directory(Path(destination)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_version_file(tmp, {"name": "tiny", "kind": "base", "source": "tiny", "parent": None})
+    return Path(destination)
