@@ -73,7 +73,9 @@ def make_user(db, django_user_model):
     from annotations.roles import make_reviewer
 
     def make(username: str, role: str = "annotator"):
-        user = django_user_model.objects.create_user(username=username, password="pw-for-tests-1", is_staff=role == "admin")
+        user = django_user_model.objects.create_user(
+            username=username, password="pw-for-tests-1", is_staff=role == "admin", is_superuser=role == "admin"
+        )
         if role == "reviewer":
             make_reviewer(user)
         return user
@@ -158,3 +160,10 @@ def run_jobs(*queue_names: str) -> None:
 
     queues = [django_rq.get_queue(name) for name in queue_names]
     SimpleWorker(queues, connection=queues[0].connection).work(burst=True)
+
+
+def shared_model_store() -> Path:
+    """A model store kept between test runs (var/test-models) so the bundled model converts once."""
+    store = Path(__file__).resolve().parents[1] / "var" / "test-models"
+    store.mkdir(parents=True, exist_ok=True)
+    return store

@@ -92,7 +92,7 @@ class JudgementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 class PairViewSet(viewsets.ReadOnlyModelViewSet):
     """Preference pairs for reviewers, with review actions."""
 
-    permission_classes = [IsAuthenticated & IsReviewer]
+    permission_classes = [IsReviewer]
     filterset_class = PairFilter
     ordering_fields = ["created_at", "reviewed_at", "id"]
     queryset = PreferencePair.objects.with_annotator()
@@ -159,7 +159,7 @@ class PairViewSet(viewsets.ReadOnlyModelViewSet):
 class PromptViewSet(viewsets.ReadOnlyModelViewSet):
     """The prompt pool with references (reviewers and staff)."""
 
-    permission_classes = [IsAuthenticated & IsReviewer]
+    permission_classes = [IsReviewer]
     serializer_class = s.PromptSerializer
     filterset_class = PromptFilter
     queryset = Prompt.objects.all()

@@ -22,7 +22,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["kind", "is_active"]
 
     @extend_schema(request=ActivateSerializer, responses=ModelVersionSerializer, summary="Make this version active")
-    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated & IsStaff])
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
     def activate(self, request, pk=None):
         data = ActivateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
