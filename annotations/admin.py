@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
-from . import review
+from . import exports, review
 from .models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt, ReviewEvent
 
 
@@ -25,9 +27,10 @@ class CandidateInline(admin.TabularInline):
 @admin.register(AnnotationItem)
 class AnnotationItemAdmin(admin.ModelAdmin):
     list_display = ("id", "prompt", "model_version", "judgements_needed", "created_at")
-    list_filter = ("model_version",)
+    list_filter = ("model_version", ("gold_candidate", admin.EmptyFieldListFilter))
     search_fields = ("prompt__text",)
-    readonly_fields = ("prompt", "model_version", "created_at")
+    # Gold answers are set on /quality/gold/ (quality.services.make_gold_item checks the candidate).
+    readonly_fields = ("prompt", "model_version", "gold_candidate", "diversity", "created_at")
     inlines = [CandidateInline]
 
 
@@ -71,6 +74,16 @@ def _bulk(action: str, label: str):
     return run
 
 
+@admin.action(description="Export selected pairs as JSONL")
+def export_pairs_jsonl(modeladmin, request, queryset):
+    """Any status, as selected: the same rows and columns as ``preferences.jsonl`` of ``manage.py export``."""
+    response = StreamingHttpResponse(
+        exports.jsonl_lines(exports.preference_records(queryset.order_by("id"))), content_type="application/jsonl; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="pairs-{timezone.now():%Y%m%dT%H%M%SZ}.jsonl"'
+    return response
+
+
 @admin.register(PreferencePair)
 class PreferencePairAdmin(admin.ModelAdmin):
     list_display = ("id", "prompt", "chosen_text", "rejected_text", "status", "flagged", "annotator_name", "model_version", "created_at")
@@ -82,7 +95,7 @@ class PreferencePairAdmin(admin.ModelAdmin):
         "chosen_text", "rejected_text", "status", "flagged",
     )
     fields = readonly_fields + ("flag_note",)
-    actions = [_bulk("approve", "Approve"), _bulk("reject", "Reject"), _bulk("flag", "Flag"), _bulk("unflag", "Unflag"), _bulk("swap", "Swap chosen/rejected of")]
+    actions = [_bulk("approve", "Approve"), _bulk("reject", "Reject"), _bulk("flag", "Flag"), _bulk("unflag", "Unflag"), _bulk("swap", "Swap chosen/rejected of"), export_pairs_jsonl]
     inlines = [ReviewEventInline]
     list_select_related = ("prompt", "model_version", "judgement__user")
 

@@ -53,12 +53,38 @@ class Prompt(models.Model):
 
 
 class AnnotationItem(models.Model):
-    """A prompt with the candidates one model version sampled for it, judged by up to N annotators."""
+    """A prompt with the candidates to judge: best-of-N from one version, or an A/B arena match.
+
+    A gold item (``gold_candidate`` set) has a known best answer; it is mixed into annotators'
+    queues to measure their accuracy and never leaves the pool.
+    """
+
+    class Kind(models.TextChoices):
+        BEST_OF_N = "best_of_n", "Best of N from one version"
+        ARENA = "arena", "Blind A/B between versions"
 
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="items")
-    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="items")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BEST_OF_N, db_index=True)
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="items",
+        help_text="The version that sampled all candidates (empty for arena matches).",
+    )
+    comparison = models.ForeignKey(
+        "arena.Comparison", null=True, blank=True, on_delete=models.PROTECT, related_name="items"
+    )
+    gold_candidate = models.ForeignKey(
+        "Candidate", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Known best answer: makes this a gold item for quality control.",
+    )
+    diversity = models.FloatField(
+        null=True, blank=True, help_text="How different the candidates are (0 same .. 1 disjoint): model uncertainty."
+    )
     judgements_needed = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold_candidate_id is not None
 
     class Meta:
         ordering = ["id"]
@@ -114,6 +140,7 @@ class Judgement(models.Model):
     class Kind(models.TextChoices):
         CHOICE = "choice", "Chose a candidate"
         NONE_ACCEPTABLE = "none", "None acceptable, wrote own rewrite"
+        TIE = "tie", "Tie (arena)"
         SKIP = "skip", "Skipped"
 
     class SkipReason(models.TextChoices):
@@ -147,6 +174,7 @@ class Judgement(models.Model):
                     Q(kind="choice", chosen_candidate__isnull=False)
                     | Q(kind="none", chosen_candidate__isnull=True) & ~Q(own_rewrite="")
                     | Q(kind="skip", chosen_candidate__isnull=True) & ~Q(skip_reason="")
+                    | Q(kind="tie", chosen_candidate__isnull=True)
                 ),
                 name="judgement_kind_matches_fields",
             ),

@@ -12,14 +12,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from detoxsite import queues
 from training.ml.generate import DecodingConfig, Generator
 from training.models import ModelVersion
 
-from .models import AnnotationItem, Assignment, Candidate, Prompt, normalise_text
+from .models import AnnotationItem, Assignment, Candidate, Judgement, Prompt, normalise_text
 
 logger = logging.getLogger(__name__)
 REFILL_LOCK_SECONDS = 300
@@ -38,7 +39,9 @@ def items_with_capacity(version: ModelVersion) -> QuerySet[AnnotationItem]:
     """Items of ``version`` still needing judgements, counting live (unexpired, unjudged) assignments."""
     cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
     return (
-        AnnotationItem.objects.filter(model_version=version, prompt__is_heldout=False)
+        AnnotationItem.objects.filter(
+            model_version=version, kind=AnnotationItem.Kind.BEST_OF_N, gold_candidate__isnull=True, prompt__is_heldout=False
+        )
         .alias(
             done=Count("judgements", filter=~Q(judgements__kind="skip"), distinct=True),
             reserved=Count(
@@ -55,6 +58,50 @@ def items_for_user(user, version: ModelVersion) -> QuerySet[AnnotationItem]:
     """Open items whose prompt ``user`` has never been shown (a user never sees a sentence twice)."""
     seen = Assignment.objects.filter(user=user).values("item__prompt_id")
     return items_with_capacity(version).exclude(prompt_id__in=seen)
+
+
+def gold_items_for_user(user) -> QuerySet[AnnotationItem]:
+    """Gold items (known best answer) this user has not been shown; they never leave the pool."""
+    seen = Assignment.objects.filter(user=user).values("item__prompt_id")
+    return AnnotationItem.objects.filter(gold_candidate__isnull=False).exclude(prompt_id__in=seen)
+
+
+def serving_order(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]:
+    """Random by default; with ``POOL_ORDER=uncertain`` the least certain first: items whose earlier
+    judgements disagree (more different answers first), then those whose candidates differ most."""
+    if settings.POOL_ORDER == "uncertain":
+        disagreement = Case(When(answers__gte=2, then=F("answers")), default=Value(0))
+        return items.alias(answers=distinct_answers()).order_by(
+            disagreement.desc(), F("diversity").desc(nulls_last=True), "id"
+        )
+    return items.order_by("?")
+
+
+def distinct_answers() -> Coalesce:
+    """Per item: how many different answers (a candidate, or "none acceptable") its judgements gave."""
+    per_item = (
+        Judgement.objects.filter(item=OuterRef("pk"))
+        .exclude(kind=Judgement.Kind.SKIP)
+        .order_by()
+        .values("item")
+        .annotate(
+            n=Count("chosen_candidate", distinct=True)
+            + Max(Case(When(kind=Judgement.Kind.NONE_ACCEPTABLE, then=1), default=0, output_field=IntegerField()))
+        )
+        .values("n")
+    )
+    return Coalesce(Subquery(per_item, output_field=IntegerField()), 0)
+
+
+def candidate_diversity(texts: list[str]) -> float:
+    """1 − mean pairwise similarity of the candidates: near 0 when the model is sure, near 1 when not."""
+    from difflib import SequenceMatcher
+    from itertools import combinations
+
+    pairs = list(combinations(texts, 2))
+    if not pairs:
+        return 0.0
+    return 1 - sum(SequenceMatcher(None, a, b).ratio() for a, b in pairs) / len(pairs)
 
 
 def ready_count(version: ModelVersion) -> int:
@@ -103,7 +150,10 @@ def generate_item(
     kept = list(distinct.items())[: decoding.num_candidates]
     with transaction.atomic():
         item = AnnotationItem.objects.create(
-            prompt=prompt, model_version=version, judgements_needed=settings.ANNOTATION_OVERLAP
+            prompt=prompt,
+            model_version=version,
+            judgements_needed=settings.ANNOTATION_OVERLAP,
+            diversity=candidate_diversity([text for text, _ in kept]),
         )
         Candidate.objects.bulk_create(
             Candidate(

@@ -25,11 +25,11 @@ class ActionRefused(Exception):
         self.status = status
 
 
-def open_assignment(user) -> Assignment | None:
-    """The user's shown-but-unjudged item, if still reserved for them (a reload shows it again)."""
+def open_assignment(user, kind: str = AnnotationItem.Kind.BEST_OF_N) -> Assignment | None:
+    """The user's shown-but-unjudged item of ``kind``, if still reserved for them (a reload shows it again)."""
     cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
     return (
-        Assignment.objects.filter(user=user, judgement__isnull=True, shown_at__gte=cutoff)
+        Assignment.objects.filter(user=user, item__kind=kind, judgement__isnull=True, shown_at__gte=cutoff)
         .select_related("item__prompt")
         .order_by("-shown_at")
         .first()
@@ -48,18 +48,27 @@ def next_assignment(*, user) -> Assignment | None:
     if version is None:
         raise ActionRefused("No model version is active yet: staff must register and activate one.", 409)
     try:
-        for item_id in pool.items_for_user(user, version).order_by("id").values_list("id", flat=True)[:20]:
+        if settings.GOLD_RATE and random.random() < settings.GOLD_RATE:
+            gold = pool.gold_items_for_user(user).order_by("?").first()
+            if gold is not None:
+                return assign(user=user, item=gold)
+        for item_id in pool.serving_order(pool.items_for_user(user, version)).values_list("id", flat=True)[:20]:
             with transaction.atomic():
                 # Lock the item so two users racing for its last slot cannot both take it.
                 item = AnnotationItem.objects.select_for_update(skip_locked=True).filter(id=item_id).first()
                 if item is None or not pool.items_for_user(user, version).filter(id=item_id).exists():
                     continue
-                order = list(item.candidates.values_list("id", flat=True))
-                random.SystemRandom().shuffle(order)
-                return Assignment.objects.create(user=user, item=item, candidate_order=order)
+                return assign(user=user, item=item)
         return None
     finally:
         pool.request_refill(version)
+
+
+def assign(*, user, item: AnnotationItem) -> Assignment:
+    """Show ``item`` to ``user`` with its candidates in a fresh random order, which is recorded."""
+    order = list(item.candidates.values_list("id", flat=True))
+    random.SystemRandom().shuffle(order)
+    return Assignment.objects.create(user=user, item=item, candidate_order=order)
 
 
 def _validated_rewrite(text: str) -> str:
@@ -78,15 +87,16 @@ def submit_judgement(
     candidate_id: int | None = None,
     own_rewrite: str = "",
     skip_reason: str = "",
+    tie: bool = False,
     time_spent_ms: int | None = None,
 ) -> tuple[Judgement, bool]:
     """Save the user's verdict on an item shown to them; returns (judgement, created).
 
     Exactly one of ``candidate_id`` (a candidate shown to this user for this item), ``own_rewrite``
-    (none acceptable) or ``skip_reason`` is given. A second submit for the same item returns the
-    first judgement unchanged.
+    (none acceptable), ``tie`` (arena matches only) or ``skip_reason`` is given. A second submit for
+    the same item returns the first judgement unchanged.
     """
-    given = [candidate_id is not None, bool((own_rewrite or "").strip()), bool(skip_reason)]
+    given = [candidate_id is not None, bool((own_rewrite or "").strip()), bool(skip_reason), tie]
     if sum(given) != 1:
         raise ActionRefused("Give exactly one of: a candidate id, your own rewrite, or a skip reason.")
     if skip_reason and skip_reason not in Judgement.SkipReason.values:
@@ -102,7 +112,11 @@ def submit_judgement(
             existing = Judgement.objects.filter(assignment=assignment).first()
             if existing is not None:
                 return existing, False
-            judgement = _create_judgement(assignment, candidate_id, rewrite, skip_reason, time_spent_ms)
+            if tie and assignment.item.kind != AnnotationItem.Kind.ARENA:
+                raise ActionRefused("A tie can only be given in an arena match.")
+            if rewrite and assignment.item.kind == AnnotationItem.Kind.ARENA:
+                raise ActionRefused("An arena match takes a choice of A or B, a tie or a skip, not your own rewrite.")
+            judgement = _create_judgement(assignment, candidate_id, rewrite, skip_reason, tie, time_spent_ms)
     except IntegrityError:  # the concurrent twin of this submit won the race
         existing = Judgement.objects.filter(assignment_id=assignment_id, user=user).first()
         if existing is None:
@@ -113,7 +127,7 @@ def submit_judgement(
 
 
 def _create_judgement(
-    assignment: Assignment, candidate_id: int | None, rewrite: str, skip_reason: str, time_spent_ms: int | None
+    assignment: Assignment, candidate_id: int | None, rewrite: str, skip_reason: str, tie: bool, time_spent_ms: int | None
 ) -> Judgement:
     order: list[int] = assignment.candidate_order
     if time_spent_ms is None:
@@ -123,6 +137,8 @@ def _create_judgement(
     )
     if skip_reason:
         return Judgement.objects.create(kind=Judgement.Kind.SKIP, skip_reason=skip_reason, **common)
+    if tie:
+        return Judgement.objects.create(kind=Judgement.Kind.TIE, **common)
     shown = {c.id: c for c in Candidate.objects.filter(id__in=order)}
     if candidate_id is not None:
         if candidate_id not in order:
@@ -137,11 +153,16 @@ def _create_judgement(
     else:
         judgement = Judgement.objects.create(kind=Judgement.Kind.NONE_ACCEPTABLE, own_rewrite=rewrite, **common)
         chosen_text, rejected = rewrite, [shown[i] for i in order]
+    item = assignment.item
+    if item.is_gold:
+        return judgement  # gold items test the annotator; they add no training data
+    arena = item.kind == AnnotationItem.Kind.ARENA
     PreferencePair.objects.bulk_create(
         PreferencePair(
             judgement=judgement,
-            prompt=assignment.item.prompt,
-            model_version=assignment.item.model_version,
+            prompt=item.prompt,
+            model_version=item.model_version or (judgement.chosen_candidate or candidate).model_version,
+            source=PreferencePair.Source.ARENA if arena else PreferencePair.Source.ANNOTATION,
             chosen_candidate=judgement.chosen_candidate,
             rejected_candidate=candidate,
             chosen_text=chosen_text,

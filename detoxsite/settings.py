@@ -39,6 +39,9 @@ INSTALLED_APPS = [
     "django_rq",
     "annotations",
     "training",
+    "arena",
+    "evaluation",
+    "quality",
 ]
 
 MIDDLEWARE = [
@@ -78,7 +81,11 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Web server and worker write concurrently: wait for the lock instead of failing at once.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # IMMEDIATE: a write transaction takes the lock up front, so concurrent writers wait (timeout)
+    # instead of failing with "database is locked" when upgrading a read lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
+    # A file, not memory, so worker subprocesses in tests see the test database too.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -122,8 +129,16 @@ POOL_TARGET = env_int("POOL_TARGET", 12)  # ready items kept ahead for the activ
 POOL_BATCH = env_int("POOL_BATCH", 4)  # items one refill job generates before re-checking
 ANNOTATION_OVERLAP = env_int("ANNOTATION_OVERLAP", 1)  # judgements an item needs before it leaves the pool
 ASSIGNMENT_TTL_MINUTES = env_int("ASSIGNMENT_TTL_MINUTES", 30)
+GOLD_RATE = float(os.environ.get("GOLD_RATE", 0.1))  # share of served items that are gold (quality control)
+POOL_ORDER = os.environ.get("POOL_ORDER", "random")  # or "uncertain": disagreeing judgements, then most different candidates, first
 HELDOUT_PERCENT = env_int("HELDOUT_PERCENT", 5)
 MAX_REWRITE_CHARS = env_int("MAX_REWRITE_CHARS", 1000)
+
+# --- Quality control (the reviewer dashboard flags annotators past these limits) -------------------
+QUALITY_MIN_GOLD_ACCURACY = float(os.environ.get("QUALITY_MIN_GOLD_ACCURACY", 0.6))
+QUALITY_MIN_SECONDS_PER_ITEM = float(os.environ.get("QUALITY_MIN_SECONDS_PER_ITEM", 2.0))  # median; faster is implausible
+QUALITY_MIN_ANSWERS = env_int("QUALITY_MIN_ANSWERS", 3)  # answers (gold ones for accuracy) before anyone is flagged
+QUALITY_POSITION_BIAS_P = float(os.environ.get("QUALITY_POSITION_BIAS_P", 0.001))  # chi-square p below: position bias
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -157,3 +172,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 WHITENOISE_USE_FINDERS = True  # serve app and sidecar static files without a collect step in dev
+
+# --- Training -------------------------------------------------------------------------------------
+TRAINING_JOB_TIMEOUT = env_int("TRAINING_JOB_TIMEOUT", 6 * 3600)
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 900)  # seconds without progress = dead
+
+# --- Evaluation -----------------------------------------------------------------------------------
+EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 200)  # held-out sentences per evaluation
+EVAL_SEED = env_int("EVAL_SEED", 0)
+EVAL_AUTO = env_bool("EVAL_AUTO", True)  # queue an evaluation when a version is registered
+# Causal LM for the fluency score: "base" = the converted bundled base model, "" = checks only, or a path.
+EVAL_FLUENCY_LM = os.environ.get("EVAL_FLUENCY_LM", "base")
+EVAL_TOXICITY_CLASSIFIER = os.environ.get("EVAL_TOXICITY_CLASSIFIER", "profanity-check")  # or a model path/hub id
+# Promotion gate: activating a version whose J drops, or whose SIM is below this, needs an override.
+PROMOTION_MIN_SIM = float(os.environ.get("PROMOTION_MIN_SIM", 0.6))
+PROMOTION_J_TOLERANCE = float(os.environ.get("PROMOTION_J_TOLERANCE", 0.0))

@@ -4,7 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from annotations.api import exports as annotation_exports
 from annotations.api import views as annotation_api
+from evaluation import api as evaluation_api
 from training.api import views as training_api
 
 router = DefaultRouter()
@@ -12,11 +14,18 @@ router.register("judgements", annotation_api.JudgementViewSet, basename="judgeme
 router.register("pairs", annotation_api.PairViewSet, basename="pair")
 router.register("prompts", annotation_api.PromptViewSet, basename="prompt")
 router.register("versions", training_api.ModelVersionViewSet, basename="version")
+router.register("training-runs", training_api.TrainingRunViewSet, basename="training-run")
+router.register("evaluations", evaluation_api.EvaluationViewSet, basename="evaluation")
 
 api = [
     path("annotate/next/", annotation_api.NextItemView.as_view(), name="api-next-item"),
     path("me/", annotation_api.me, name="api-me"),
+    path("arena/", include("arena.api.urls")),
     path("auth/token/", obtain_auth_token, name="api-token"),
+    path("quality/", include("quality.api.urls")),
+    path("exports/preferences.jsonl", annotation_exports.PreferenceExportView.as_view(), name="api-export-preferences"),
+    path("exports/sft.jsonl", annotation_exports.SFTExportView.as_view(), name="api-export-sft"),
+    path("exports/judgements.jsonl", annotation_exports.JudgementExportView.as_view(), name="api-export-judgements"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include(router.urls)),
@@ -28,5 +37,7 @@ urlpatterns = [
     path("api/", include(api)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("training/", include("training.urls")),
+    path("arena/", include("arena.urls")),
+    path("quality/", include("quality.urls")),
     path("", include("annotations.urls")),
 ]

@@ -49,6 +49,7 @@ def _isolated_settings(settings, tiny_store):
     settings.DETOX_AUTO_REFILL = False
     settings.POOL_TARGET = 4
     settings.MAX_NEW_TOKENS = 12
+    settings.GOLD_RATE = 0  # tests that need gold items turn it on
 
 
 @pytest.fixture(autouse=True)

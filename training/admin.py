@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from annotations.services import ActionRefused
+
 from . import services
 from .models import ModelVersion, VersionActivation
 
@@ -23,7 +25,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
             return
         version = queryset.get()
-        services.activate_version(version=version, user=request.user, reason="admin action")
+        try:
+            services.activate_version(version=version, user=request.user, reason="admin action")
+        except ActionRefused as exc:
+            self.message_user(request, f"{exc.message} Use the versions page to override.", messages.ERROR)
+            return
         self.message_user(request, f"{version.name} is now active.", messages.SUCCESS)
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -67,6 +67,7 @@ class VersionActivation(models.Model):
     )
     activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     reason = models.TextField(blank=True)
+    overridden = models.BooleanField(default=False, help_text="Staff overrode the promotion gate (see reason).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -74,3 +75,86 @@ class VersionActivation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.previous} → {self.version} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class TrainingRunQuerySet(models.QuerySet):
+    def unfinished(self) -> "TrainingRunQuerySet":
+        return self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+
+
+class TrainingRun(models.Model):
+    """One SFT or DPO run: its row owns the job's truth (status, progress, error), clients poll it."""
+
+    class Kind(models.TextChoices):
+        SFT = "sft", "SFT"
+        DPO = "dpo", "DPO"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    parent = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="training_runs")
+    result_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="produced_by"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    data_filters = models.JSONField(default=dict, blank=True)
+    data_snapshot = models.JSONField(default=dict, blank=True, help_text="Row ids, count and content hash, frozen at start.")
+    output_directory = models.CharField(max_length=255, unique=True, help_text="Relative to MODEL_STORE.")
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    loss_history = models.JSONField(default=list, blank=True, help_text="[[step, loss], ...]")
+    metrics = models.JSONField(default=dict, blank=True)
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    device = models.CharField(max_length=50, blank=True)
+    rq_job_id = models.CharField(max_length=100, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TrainingRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "running", "succeeded", "failed", "cancelled"]),
+                name="training_run_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="succeeded") | models.Q(result_version__isnull=False),
+                name="succeeded_run_has_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def snapshot_path(self) -> Path:
+        """The frozen training records, written when the run is started."""
+        return Path(settings.MODEL_STORE) / ".runs" / f"run-{self.pk}.jsonl"

@@ -17,7 +17,7 @@ class ShownCandidateSerializer(serializers.Serializer):
 class AssignmentSerializer(serializers.ModelSerializer):
     prompt = serializers.CharField(source="item.prompt.text")
     prompt_id = serializers.IntegerField(source="item.prompt_id")
-    model_version = serializers.CharField(source="item.model_version.name")
+    model_version = serializers.CharField(source="item.model_version.name", default=None, allow_null=True)
     candidates = serializers.SerializerMethodField()
 
     class Meta:
@@ -59,7 +59,7 @@ class JudgementSerializer(serializers.ModelSerializer):
     prompt = serializers.CharField(source="item.prompt.text")
     chosen_text = serializers.CharField(source="chosen_candidate.text", default=None)
     shown_candidates = serializers.JSONField(source="assignment.candidate_order")
-    model_version = serializers.CharField(source="item.model_version.name")
+    model_version = serializers.CharField(source="item.model_version.name", default=None, allow_null=True)
 
     class Meta:
         model = Judgement

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..models import ModelVersion
+from ..models import ModelVersion, TrainingRun
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -18,3 +18,43 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class ActivateSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    override = serializers.BooleanField(
+        required=False, default=False, help_text="Activate despite a lower J or SIM than allowed (needs a reason)."
+    )
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    parent = serializers.CharField(source="parent.name")
+    result_version = serializers.CharField(source="result_version.name", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    progress = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "kind", "status", "parent", "result_version", "created_by", "hyperparameters", "data_filters",
+            "data_snapshot", "step", "total_steps", "progress", "loss", "eta_seconds", "loss_history", "metrics",
+            "log_tail", "error", "traceback", "device", "cancel_requested", "created_at", "started_at",
+            "heartbeat_at", "finished_at",
+        ]
+
+
+class DataFiltersSerializer(serializers.Serializer):
+    approved_since = serializers.DateTimeField(required=False, allow_null=True)
+    annotator = serializers.CharField(required=False, allow_blank=True)
+    source = serializers.CharField(required=False, allow_blank=True)
+    include_references = serializers.BooleanField(required=False, default=True)
+    include_gold_rewrites = serializers.BooleanField(required=False, default=True)
+
+
+class StartRunSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["sft", "dpo"])
+    parent = serializers.PrimaryKeyRelatedField(
+        queryset=ModelVersion.objects.all(), required=False, help_text="Parent version id (default: the active one)."
+    )
+    filters = DataFiltersSerializer(required=False)
+    hyperparameters = serializers.DictField(
+        required=False,
+        help_text="e.g. {\"epochs\": 2, \"learning_rate\": 5e-6, \"batch_size\": 4, \"beta\": 0.1, \"max_steps\": -1, "
+        "\"subset_size\": 800, \"use_lora\": false}",
+    )

@@ -4,14 +4,15 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from annotations.api.views import Refused, run_action
 from annotations.roles import IsStaff
+from annotations.services import ActionRefused
 
 from .. import services
-from ..models import ModelVersion
-from .serializers import ActivateSerializer, ModelVersionSerializer
+from ..models import ModelVersion, TrainingRun
+from .serializers import ActivateSerializer, ModelVersionSerializer, StartRunSerializer, TrainingRunSerializer
 
 
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -27,6 +28,46 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         data = ActivateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = self.get_object()
-        services.activate_version(version=version, user=request.user, reason=data.validated_data.get("reason", ""))
+        run_action(
+            services.activate_version,
+            version=version,
+            user=request.user,
+            reason=data.validated_data.get("reason", ""),
+            override=data.validated_data["override"],
+        )
         version.refresh_from_db()
         return Response(ModelVersionSerializer(version).data)
+
+
+class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Training runs (staff): start, watch progress, cancel."""
+
+    permission_classes = [IsStaff]
+    serializer_class = TrainingRunSerializer
+    queryset = TrainingRun.objects.select_related("parent", "result_version", "created_by")
+    filterset_fields = ["kind", "status"]
+
+    def list(self, request, *args, **kwargs):
+        services.reap_dead_runs()
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=StartRunSerializer, responses={201: TrainingRunSerializer}, summary="Start an SFT or DPO run")
+    def create(self, request):
+        data = StartRunSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        parent = v.get("parent") or ModelVersion.objects.active()
+        if parent is None:
+            raise Refused(ActionRefused("No parent version given and none is active.", 400))
+        filters = {k: val for k, val in v.get("filters", {}).items() if val not in ("", None)}
+        run = run_action(
+            services.start_training_run,
+            kind=v["kind"], parent=parent, user=request.user, filters=filters, hyperparameters=v.get("hyperparameters", {}),
+        )
+        return Response(TrainingRunSerializer(run).data, status=201)
+
+    @extend_schema(request=None, responses=TrainingRunSerializer, summary="Cancel a queued or running run")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = run_action(services.cancel_training_run, run=self.get_object(), user=request.user)
+        return Response(TrainingRunSerializer(run).data)

@@ -59,10 +59,10 @@ def atomic_directory(final: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_stale_temporaries(store: Path) -> list[Path]:
-    """Delete ``.tmp-*`` directories a killed job left in the model store; returns what was removed."""
+def remove_stale_temporaries(store: Path, prefix: str = "") -> list[Path]:
+    """Delete ``.tmp-<prefix>*`` directories a killed job left in the model store; returns them."""
     removed = []
-    for path in Path(store).glob(".tmp-*"):
+    for path in Path(store).glob(f".tmp-{prefix}*"):
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed

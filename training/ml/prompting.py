@@ -4,6 +4,7 @@ Keeping it in one place means a model is always asked the question it was traine
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 INSTRUCTION = "Rewrite the user's message politely. Keep its meaning."
@@ -32,9 +33,15 @@ def render_prompt(tokenizer: Any, toxic: str) -> str:
     return tokenizer.apply_chat_template(build_messages(toxic), tokenize=False, add_generation_prompt=True)
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def clean_completion(text: str) -> str:
-    """Normalise a decoded completion: first line only, stripped (the model sometimes rambles on)."""
-    text = text.strip()
+    """Normalise a decoded completion: first line only, stripped (the model sometimes rambles on).
+
+    Control characters go too: a byte-level tokenizer can emit NUL, which PostgreSQL text refuses.
+    """
+    text = _CONTROL_CHARS.sub("", text).strip()
     for stop in ("<|im_end|>", "<|im_start|>", "\n"):
         text = text.split(stop, 1)[0]
     return text.strip()

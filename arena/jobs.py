@@ -1,0 +1,12 @@
+"""RQ entry points for the arena: short adapters that take ids (queue ``generation``)."""
+from __future__ import annotations
+
+from training.ml.device import limit_cpu_threads
+
+from . import services
+
+
+def generate_matches(comparison_id: int) -> int:
+    """Sample the matches of comparison ``comparison_id``; its row records status and errors."""
+    limit_cpu_threads()
+    return services.generate_matches(comparison_id)

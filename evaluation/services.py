@@ -1,0 +1,174 @@
+"""Evaluation actions: queue an evaluation, run it (the RQ job body), read results, gate promotions."""
+from __future__ import annotations
+
+import logging
+import traceback as tb
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.models import Prompt
+from annotations.services import ActionRefused
+from detoxsite import queues
+from training.models import ModelVersion
+
+from .models import Evaluation, EvaluationOutput
+
+logger = logging.getLogger(__name__)
+SHOWN_METRICS = ("sta", "sim", "fl", "chrf", "j")
+
+
+def queue_evaluation(
+    *, version: ModelVersion, user=None, sample_size: int | None = None, seed: int | None = None, enqueue: bool = True
+) -> Evaluation:
+    """Create a QUEUED evaluation of ``version`` and queue it on ``evaluation`` after commit."""
+    sample_size = settings.EVAL_SAMPLE_SIZE if sample_size is None else sample_size
+    if sample_size < 1:
+        raise ActionRefused(f"sample_size must be at least 1, got {sample_size}.")
+    if not heldout_prompts().exists():
+        raise ActionRefused("No held-out prompts with references: import ParaDetox first (manage.py import_prompts).")
+    evaluation = Evaluation.objects.create(
+        version=version, sample_size=sample_size, seed=settings.EVAL_SEED if seed is None else seed, requested_by=user
+    )
+    if enqueue:
+        queues.enqueue_on_commit("evaluation", "evaluation.jobs.evaluate_version", evaluation.pk)
+    return evaluation
+
+
+def queue_evaluation_if_possible(version_id: int) -> None:
+    """After a version is registered: evaluate it when automatic evaluation is on and data allow."""
+    if not settings.EVAL_AUTO:
+        return
+    try:
+        queue_evaluation(version=ModelVersion.objects.get(pk=version_id))
+    except ActionRefused as exc:
+        logger.info("no automatic evaluation of version %s: %s", version_id, exc.message)
+
+
+def heldout_prompts():
+    """The fixed held-out split with human references, in a stable order (the seed samples from it)."""
+    return Prompt.objects.heldout().exclude(references=[]).order_by("id")
+
+
+def fluency_lm_dir() -> str | None:
+    """The LM used inside the fluency score, per ``EVAL_FLUENCY_LM`` ("base", "", or a path)."""
+    choice = settings.EVAL_FLUENCY_LM
+    if not choice:
+        return None
+    if choice == "base":
+        base = ModelVersion.objects.filter(kind=ModelVersion.Kind.BASE, directory__startswith="base-").order_by("id").first()
+        return str(base.path) if base and base.path.exists() else None
+    return choice
+
+
+def run_evaluation(evaluation_id: int) -> Evaluation:
+    """Claim a queued evaluation and run it here; the row records success or the traceback."""
+    from training.ml.evaluate import EvalConfig, evaluate_model
+    from training.ml.generate import Generator
+
+    claimed = Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.QUEUED).update(
+        status=Evaluation.Status.RUNNING, started_at=timezone.now()
+    )
+    evaluation = Evaluation.objects.select_related("version").get(pk=evaluation_id)
+    if not claimed:
+        return evaluation
+    try:
+        prompts = list(heldout_prompts())
+        config = EvalConfig(
+            sample_size=evaluation.sample_size,
+            seed=evaluation.seed,
+            classifier=settings.EVAL_TOXICITY_CLASSIFIER,
+            max_new_tokens=settings.MAX_NEW_TOKENS,
+        )
+        # A private generator: the process-wide one keeps serving annotation candidates.
+        generator = Generator(evaluation.version.path)
+        report = evaluate_model(
+            evaluation.version.path,
+            [p.text for p in prompts],
+            [p.references for p in prompts],
+            config=config,
+            generator=generator,
+            fluency_lm_dir=fluency_lm_dir(),
+        )
+        del generator
+        by_index = report.meta.pop("sample_indices", [])
+        with transaction.atomic():
+            EvaluationOutput.objects.bulk_create(
+                EvaluationOutput(
+                    evaluation=evaluation,
+                    prompt=prompts[index],
+                    output=row.output,
+                    toxicity=row.toxicity,
+                    sta=row.sta,
+                    sim=row.sim,
+                    fl=row.fl,
+                    chrf=row.chrf,
+                    j=row.j,
+                    fl_flags=row.fl_flags,
+                )
+                for index, row in zip(by_index, report.rows)
+            )
+            Evaluation.objects.filter(pk=evaluation_id).update(
+                status=Evaluation.Status.SUCCEEDED,
+                config=config.as_dict(),
+                metrics=report.metrics,
+                meta=report.meta,
+                finished_at=timezone.now(),
+            )
+    except Exception as exc:  # recorded on the row; versions and annotations are untouched
+        logger.exception("evaluation %s failed", evaluation_id)
+        Evaluation.objects.filter(pk=evaluation_id).update(
+            status=Evaluation.Status.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=tb.format_exc(),
+            finished_at=timezone.now(),
+        )
+    return Evaluation.objects.get(pk=evaluation_id)
+
+
+def latest_evaluation(version: ModelVersion) -> Evaluation | None:
+    return version.evaluations.succeeded().order_by("-finished_at", "-id").first()
+
+
+def latest_metrics(version: ModelVersion) -> dict[str, Any]:
+    evaluation = latest_evaluation(version)
+    return evaluation.metrics if evaluation else {}
+
+
+def promotion_problem(candidate: ModelVersion, active: ModelVersion | None) -> str | None:
+    """Why activating ``candidate`` instead of ``active`` needs a staff override, or None if it does not.
+
+    J must not drop below the active version's (by more than ``PROMOTION_J_TOLERANCE``) and SIM must
+    stay at or above ``PROMOTION_MIN_SIM``; versions not evaluated yet pass.
+    """
+    new = latest_metrics(candidate)
+    if not new:
+        return None
+    problems = []
+    if new["sim"] < settings.PROMOTION_MIN_SIM:
+        problems.append(f"its similarity {new['sim']:.3f} is below the threshold {settings.PROMOTION_MIN_SIM:.3f}")
+    old = latest_metrics(active) if active and active.pk != candidate.pk else {}
+    if old and new["j"] < old["j"] - settings.PROMOTION_J_TOLERANCE:
+        problems.append(f"its J {new['j']:.3f} is lower than {active.name}'s {old['j']:.3f}")
+    if not problems:
+        return None
+    return f"Activating {candidate.name} needs an override with a reason: " + " and ".join(problems) + "."
+
+
+def side_by_side(a: ModelVersion, b: ModelVersion, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Outputs of the latest evaluations of ``a`` and ``b`` on the same held-out sentences."""
+    ea, eb = latest_evaluation(a), latest_evaluation(b)
+    if ea is None or eb is None:
+        return []
+    theirs = {o.prompt_id: o for o in eb.outputs.all()}
+    rows = []
+    for mine in ea.outputs.select_related("prompt"):
+        other = theirs.get(mine.prompt_id)
+        if other is not None:
+            rows.append({"prompt": mine.prompt.text, "references": mine.prompt.references, "a": mine, "b": other})
+        if len(rows) >= limit:
+            break
+    return rows
+
+

@@ -1,0 +1,67 @@
+"""REST endpoints for quality control: the reports (reviewers) and marking gold items (staff)."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.api.views import run_action
+from annotations.models import AnnotationItem, Candidate
+from annotations.roles import IsReviewer, IsStaff
+from training.models import ModelVersion
+
+from .. import services
+from . import serializers as s
+
+
+class AnnotatorQualityView(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("version", str, description="Only judgements of this model version's items.")],
+        responses=s.AnnotatorReportSerializer,
+        summary="Per-annotator quality: gold accuracy, agreement, position bias, time, pair counts, flags",
+    )
+    def get(self, request):
+        name = request.query_params.get("version")
+        version = get_object_or_404(ModelVersion, name=name) if name else None
+        report = {
+            "overall": services.overall_agreement(version=version),
+            "thresholds": services.Thresholds.from_settings(),
+            "results": services.annotator_report(version=version),
+        }
+        return Response(s.AnnotatorReportSerializer(report).data)
+
+
+class VersionQualityView(APIView):
+    permission_classes = [IsReviewer]
+
+    @extend_schema(
+        responses=s.VersionReportSerializer,
+        summary="Per-version judgement statistics: none-acceptable rate, chosen positions, agreement",
+    )
+    def get(self, request):
+        report = {"overall": services.overall_agreement(), "results": services.version_report()}
+        return Response(s.VersionReportSerializer(report).data)
+
+
+class GoldItemView(APIView):
+    """Gold items: reviewers list them with accuracy; staff mark an item's known best candidate."""
+
+    def get_permissions(self):
+        return [IsStaff()] if self.request.method == "POST" else [IsReviewer()]
+
+    @extend_schema(responses=s.GoldItemSerializer(many=True), summary="Gold items with answers and correct answers")
+    def get(self, request):
+        return Response(s.GoldItemSerializer(services.gold_items(), many=True).data)
+
+    @extend_schema(request=s.GoldItemInputSerializer, responses={201: s.GoldItemSerializer}, summary="Mark a gold item")
+    def post(self, request):
+        data = s.GoldItemInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = get_object_or_404(AnnotationItem, pk=data.validated_data["item"])
+        candidate = get_object_or_404(Candidate, pk=data.validated_data["candidate"])
+        item = run_action(services.make_gold_item, item=item, candidate=candidate, user=request.user)
+        return Response(s.GoldItemSerializer(item).data, status=status.HTTP_201_CREATED)

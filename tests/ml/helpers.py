@@ -1,0 +1,21 @@
+"""Assertions shared by the SFT and DPO tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from training.ml.runs import SCRATCH_PREFIX
+
+
+def leftovers(store: Path, tempdir: Path) -> list[Path]:
+    """Anything a failed or cancelled run must not leave: atomic-write temporaries and trainer scratch."""
+    return sorted(store.glob(".tmp-*")) + sorted(tempdir.glob(f"{SCRATCH_PREFIX}*"))
+
+
+def weights_changed(parent: Path, child: Path) -> bool:
+    from safetensors.torch import load_file
+
+    before, after = load_file(parent / "model.safetensors"), load_file(child / "model.safetensors")
+    assert before.keys() == after.keys()
+    return any(not torch.equal(before[k], after[k]) for k in before)

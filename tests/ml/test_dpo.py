@@ -1,0 +1,107 @@
+"""DPO rounds on the tiny model: preferences move the model away from its parent, and only then is it saved."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.ml.data import read_jsonl, snapshot_hash
+from training.ml.dpo import DPORunConfig, run_dpo
+from training.ml.runs import ProgressUpdate, TrainingCancelled
+
+from .helpers import leftovers, weights_changed
+
+
+def config(parent: Path, store: Path, **overrides) -> DPORunConfig:
+    settings = {"learning_rate": 1e-3, "logging_steps": 1}
+    return DPORunConfig(parent_dir=parent, output_dir=store / "dpo-1", **(settings | overrides))
+
+
+def test_dpo_round_saves_a_checkpoint_that_prefers_chosen(tiny_checkpoint, store, private_tempdir, dpo_records):
+    updates: list[ProgressUpdate] = []
+    result = run_dpo(config(tiny_checkpoint, store), dpo_records, meta={"round": 1}, on_progress=updates.append)
+
+    output = Path(result.output_dir)
+    assert result.steps == result.total_steps == 6  # 12 pairs / batch 4 * 2 epochs
+    losses = [entry["loss"] for entry in result.log_history if "loss" in entry]
+    assert losses and losses[-1] < losses[0]  # starts at log(2) and goes down
+    assert result.metrics["final_rewards/margins"] > 0
+    assert weights_changed(tiny_checkpoint, output)
+
+    version = json.loads((output / "version.json").read_text())
+    assert version["kind"] == "dpo" and version["round"] == 1
+    assert version["parent"] == str(tiny_checkpoint)
+    assert version["hyperparameters"]["beta"] == 0.1
+    assert version["data_hash"] == snapshot_hash(dpo_records)
+    assert version["device"] == "cpu (float32)"
+    assert read_jsonl(output / "data.jsonl") == dpo_records
+
+    steps = [u.step for u in updates]
+    assert steps == sorted(steps) and steps[-1] == 6
+    assert leftovers(store, private_tempdir) == []
+
+
+def test_lora_round_is_saved_merged(tiny_checkpoint, store, private_tempdir, dpo_records):
+    result = run_dpo(config(tiny_checkpoint, store, use_lora=True, max_steps=2), dpo_records)
+    output = Path(result.output_dir)
+    assert not (output / "adapter_config.json").exists()
+    assert weights_changed(tiny_checkpoint, output)
+
+
+def test_cancel_leaves_nothing(tiny_checkpoint, store, private_tempdir, dpo_records):
+    with pytest.raises(TrainingCancelled, match="dpo run cancelled at step 1"):
+        run_dpo(config(tiny_checkpoint, store), dpo_records, should_cancel=iter([False, True]).__next__)
+    assert not (store / "dpo-1").exists()
+    assert leftovers(store, private_tempdir) == []
+
+
+def test_error_mid_training_leaves_no_checkpoint(tiny_checkpoint, store, private_tempdir, dpo_records):
+    def explode(update: ProgressUpdate) -> None:
+        raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_dpo(config(tiny_checkpoint, store), dpo_records, on_progress=explode)
+    assert not (store / "dpo-1").exists()
+    assert leftovers(store, private_tempdir) == []
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"beta": 0}, "beta must be a positive number, got 0"),
+        ({"learning_rate": -1e-6}, "learning_rate must be a positive number, got -1e-06"),
+        ({"max_length": 0}, "max_length must be a positive number, got 0"),
+    ],
+)
+def test_invalid_config_is_refused(tiny_checkpoint, store, dpo_records, overrides, message):
+    with pytest.raises(ValueError) as error:
+        run_dpo(config(tiny_checkpoint, store, **overrides), dpo_records)
+    assert str(error.value) == message
+
+
+def test_bad_pairs_are_refused(tiny_checkpoint, store):
+    with pytest.raises(ValueError, match="^DPO data is empty: at least one record is needed$"):
+        run_dpo(config(tiny_checkpoint, store), [])
+    with pytest.raises(ValueError, match="^DPO record 0: field 'chosen' is missing or blank$"):
+        run_dpo(config(tiny_checkpoint, store), [{"prompt": "rude", "chosen": "", "rejected": "rude"}])
+    assert list(store.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_default_round_moves_the_bundled_model_towards_chosen(tmp_path, private_tempdir):
+    """On the real default model: two steps at the default learning rate already raise the margin."""
+    from training.ml.checkpoints import prepare_base_checkpoint
+
+    store = Path(__file__).resolve().parents[2] / "var" / "test-models"  # shared with tests/conftest.py
+    base = store / "base-smollm2-135m-instruct"
+    prepare_base_checkpoint("bundled", base, name=base.name)
+    pairs = [
+        {"prompt": "shut up you fool", "chosen": "Please be quiet.", "rejected": "shut up you fool"},
+        {"prompt": "this is damn crap", "chosen": "This is not good.", "rejected": "this is damn crap"},
+    ] * 2
+    cfg = DPORunConfig(parent_dir=base, output_dir=tmp_path / "dpo", max_steps=2, logging_steps=1)
+    result = run_dpo(cfg, pairs)
+    margins = [entry["rewards/margins"] for entry in result.log_history if "rewards/margins" in entry]
+    assert margins[0] == pytest.approx(0.0, abs=1e-3) and margins[-1] > 0.05
+    assert weights_changed(base, Path(result.output_dir))

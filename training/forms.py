@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django import forms
+
+from .models import ModelVersion, TrainingRun
+
+HYPERPARAMETERS = ("epochs", "max_steps", "batch_size", "learning_rate", "max_length", "subset_size", "beta", "use_lora", "seed")
+
+
+class StartRunForm(forms.Form):
+    """Staff's form to start a run; empty hyperparameters take the defaults of training/ml."""
+
+    kind = forms.ChoiceField(choices=TrainingRun.Kind.choices)
+    parent = forms.ModelChoiceField(queryset=ModelVersion.objects.all(), help_text="Defaults to the active version.")
+    approved_since = forms.DateTimeField(required=False, help_text="Only pairs approved since (YYYY-MM-DD).")
+    annotator = forms.CharField(required=False)
+    source = forms.CharField(required=False, help_text="SFT: prompt source (paradetox…); DPO: annotation or arena.")
+    include_references = forms.BooleanField(required=False, initial=True, help_text="SFT: imported human references.")
+    include_gold_rewrites = forms.BooleanField(required=False, initial=True, help_text="SFT: approved own rewrites.")
+    epochs = forms.FloatField(required=False, help_text="SFT 1, DPO 2")
+    max_steps = forms.IntegerField(required=False, help_text="-1 = use epochs")
+    batch_size = forms.IntegerField(required=False, help_text="SFT 8, DPO 4")
+    learning_rate = forms.FloatField(required=False, help_text="SFT 5e-5, DPO 5e-6")
+    max_length = forms.IntegerField(required=False, help_text="128 tokens")
+    subset_size = forms.IntegerField(required=False, help_text="SFT: e.g. 800 for the quick CPU path")
+    beta = forms.FloatField(required=False, help_text="DPO: 0.1")
+    use_lora = forms.BooleanField(required=False, help_text="LoRA adapter, merged on save")
+    seed = forms.IntegerField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["parent"].initial = ModelVersion.objects.active()
+
+    def hyperparameters(self) -> dict:
+        data = self.cleaned_data
+        chosen = {name: data[name] for name in HYPERPARAMETERS if data.get(name) not in (None, "", False)}
+        drop = "beta" if data["kind"] == "sft" else "subset_size"
+        chosen.pop(drop, None)
+        return chosen
+
+    def filters(self) -> dict:
+        data = self.cleaned_data
+        filters = {k: data[k] for k in ("approved_since", "annotator", "source") if data.get(k)}
+        filters["include_references"] = data["include_references"]
+        filters["include_gold_rewrites"] = data["include_gold_rewrites"]
+        return filters

@@ -1,0 +1,77 @@
+"""manage.py train sft|dpo [options]: start a training run, by default here with a tqdm progress bar."""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotations.services import ActionRefused
+from training import services
+from training.executor import execute_run
+from training.models import ModelVersion, TrainingRun
+
+
+class Command(BaseCommand):
+    help = "Train a new model version (SFT on references + gold rewrites, or DPO on approved pairs)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", choices=["sft", "dpo"])
+        parser.add_argument("--parent", help="Parent version name (default: the active version).")
+        parser.add_argument("--queue", action="store_true", help="Queue it for the training worker instead of running here.")
+        data = parser.add_argument_group("data")
+        data.add_argument("--approved-since", help="Only pairs approved at/after this ISO date or datetime.")
+        data.add_argument("--annotator", help="Only this annotator's pairs.")
+        data.add_argument("--source", help="SFT: prompt source (e.g. paradetox); DPO: pair source (annotation, arena).")
+        data.add_argument("--no-references", action="store_true", help="SFT: skip imported human references.")
+        data.add_argument("--no-gold-rewrites", action="store_true", help="SFT: skip approved own rewrites.")
+        hp = parser.add_argument_group("hyperparameters (defaults: see training/ml/sft.py and dpo.py)")
+        hp.add_argument("--epochs", type=float)
+        hp.add_argument("--max-steps", type=int)
+        hp.add_argument("--batch-size", type=int)
+        hp.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate")
+        hp.add_argument("--max-length", type=int)
+        hp.add_argument("--subset-size", type=int, help="SFT: train on a seeded sample of this many rows.")
+        hp.add_argument("--beta", type=float, help="DPO: strength of the pull towards the parent.")
+        hp.add_argument("--lora", action="store_true", dest="use_lora", default=None, help="Train a LoRA adapter (merged on save).")
+        hp.add_argument("--seed", type=int)
+
+    def handle(self, *args, kind, parent=None, queue=False, **opts):
+        parent_version = ModelVersion.objects.filter(name=parent).first() if parent else ModelVersion.objects.active()
+        if parent_version is None:
+            raise CommandError(f"No such parent version: {parent}" if parent else "No active version to train from.")
+        names = ["epochs", "max_steps", "batch_size", "learning_rate", "max_length", "seed", "use_lora"]
+        names += ["subset_size"] if kind == "sft" else ["beta"]
+        hyperparameters = {n: opts[n] for n in names if opts.get(n) is not None}
+        filters = {
+            "approved_since": opts["approved_since"],
+            "annotator": opts["annotator"],
+            "source": opts["source"],
+            "include_references": not opts["no_references"],
+            "include_gold_rewrites": not opts["no_gold_rewrites"],
+        }
+        try:
+            run = services.start_training_run(
+                kind=kind, parent=parent_version, filters={k: v for k, v in filters.items() if v is not None},
+                hyperparameters=hyperparameters, enqueue=queue,
+            )
+        except ActionRefused as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(f"run {run.pk}: {kind} from {parent_version.name} on {run.data_snapshot['count']} rows")
+        if queue:
+            self.stdout.write(self.style.SUCCESS(f"queued on 'training' as job {run.rq_job_id}"))
+            return
+        bar = tqdm(total=None, unit="step", desc=f"{kind} run {run.pk}")
+
+        def echo(update):
+            bar.total = update.total_steps
+            bar.n = update.step
+            if update.loss is not None:
+                bar.set_postfix(loss=f"{update.loss:.4f}")
+            bar.refresh()
+
+        run = execute_run(run.pk, echo=echo)
+        bar.close()
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"run {run.pk} {run.status}: {run.error}")
+        self.stdout.write(self.style.SUCCESS(
+            f"run {run.pk} succeeded: new version {run.result_version.name} (inactive; activate it on the versions page)"
+        ))

@@ -1,0 +1,308 @@
+"""What SFT and DPO runs share: results, progress reports, cancellation, and the train-then-save frame.
+
+``train_and_save`` owns the lifecycle every run follows: seed, train in a scratch directory that is
+always removed, then write the final model, tokenizer, ``data.jsonl`` and ``version.json``
+atomically into ``output_dir``. A failed or cancelled run leaves nothing behind.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from .checkpoints import atomic_directory, is_checkpoint, write_version_file
+from .data import snapshot_hash, write_jsonl
+from .device import DeviceInfo, pick_device
+
+DATA_FILE = "data.jsonl"
+SCRATCH_PREFIX = "detox-trainer-"
+
+
+class TrainingCancelled(Exception):
+    """``should_cancel()`` returned True; the run stopped and saved nothing."""
+
+
+@dataclass
+class ProgressUpdate:
+    step: int
+    total_steps: int
+    loss: float | None  # the latest logged training loss (None before the first log)
+    epoch: float
+    elapsed_s: float
+    eta_s: float | None  # None until one step has been timed
+    logs: dict[str, float] = field(default_factory=dict)  # the trainer's log entry, empty on plain steps
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+@dataclass
+class RunResult:
+    output_dir: str
+    metrics: dict[str, float]
+    steps: int
+    total_steps: int
+    device: str
+    seconds: float
+    log_history: list[dict[str, Any]]
+    data_hash: str
+
+
+ProgressFn = Callable[[ProgressUpdate], None]
+CancelFn = Callable[[], bool]
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports progress after every step and every log, and stops training when asked to cancel."""
+
+    def __init__(self, on_progress: ProgressFn | None = None, should_cancel: CancelFn | None = None) -> None:
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel
+        self.cancelled = False
+        self.started = time.perf_counter()
+        self.last_loss: float | None = None
+
+    def _report(self, state: Any, logs: dict[str, float] | None = None) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        step, total = state.global_step, state.max_steps
+        eta = elapsed / step * max(total - step, 0) if step else None
+        self.on_progress(
+            ProgressUpdate(
+                step=step,
+                total_steps=total,
+                loss=self.last_loss,
+                epoch=float(state.epoch or 0.0),
+                elapsed_s=elapsed,
+                eta_s=eta,
+                logs=dict(logs or {}),
+            )
+        )
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            self.cancelled = True
+            control.should_training_stop = True
+        self._report(state)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.last_loss = float(logs["loss"])
+        self._report(state, logs)
+
+
+@dataclass
+class RunConfig:
+    """Settings every training run shares; ``SFTRunConfig`` and ``DPORunConfig`` add their own."""
+
+    parent_dir: str | Path  # the checkpoint training starts from (and DPO's reference model)
+    output_dir: str | Path  # where the new checkpoint appears; must not exist yet
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs; handy for smoke runs and benchmarks
+    batch_size: int = 8
+    learning_rate: float = 5e-5
+    max_length: int = 128  # prompt + answer tokens; the template is ~25 tokens, ParaDetox rows are short
+    use_lora: bool = False  # full fine-tuning is cheap at 135M; LoRA (merged on save) wants a ~10x higher lr
+    lora_r: int = 16
+    lora_alpha: int = 32
+    seed: int = 42
+    logging_steps: int = 10
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid setting."""
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "max_length": self.max_length,
+            "lora_r": self.lora_r,
+            "lora_alpha": self.lora_alpha,
+            "logging_steps": self.logging_steps,
+        }
+        for name, value in positive.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for name in ("batch_size", "max_length", "lora_r", "logging_steps"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a whole number, got {getattr(self, name)!r}")
+        if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or not (
+            self.max_steps == -1 or self.max_steps > 0
+        ):
+            raise ValueError(
+                f"max_steps must be -1 (train for `epochs`) or a positive whole number, got {self.max_steps!r}"
+            )
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be a whole number, got {self.seed!r}")
+        if not is_checkpoint(Path(self.parent_dir)):
+            raise ValueError(f"parent_dir is not a checkpoint directory: {self.parent_dir}")
+        if Path(self.output_dir).exists():
+            raise ValueError(f"output_dir already exists: {self.output_dir}")
+
+
+def common_training_arguments(cfg: RunConfig, device: DeviceInfo, scratch: str) -> dict[str, Any]:
+    """``TrainingArguments`` shared by SFT and DPO: scratch output, no checkpoints, no reporting."""
+    return {
+        "output_dir": scratch,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "max_length": cfg.max_length,
+        "logging_steps": cfg.logging_steps,
+        "logging_first_step": True,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        # TRL defaults bf16 to True even on CPU; take the precision from the device helper instead.
+        "bf16": device.bf16,
+        "fp16": device.fp16,
+        "use_cpu": device.device == "cpu",
+        # Small models and short sequences: recomputing activations only costs time (TRL defaults it on).
+        "activation_checkpointing": False,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def lora_config(cfg: RunConfig) -> Any:
+    """A LoRA adapter on every linear layer; merged into the weights before saving."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+
+
+def load_model_and_tokenizer(model_dir: str | Path) -> tuple[Any, Any]:
+    """Float32 weights (mixed precision on GPU comes from the trainer flags) and a tokenizer with a pad token."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    return model, tokenizer
+
+
+# Logged values worth keeping from the last log entry: the loss, SFT's token accuracy, DPO's rewards.
+FINAL_METRIC_PREFIXES = ("loss", "mean_token_accuracy", "rewards/", "logps/")
+
+
+def summarize_metrics(train_metrics: dict[str, Any], log_history: list[dict[str, Any]]) -> dict[str, float]:
+    """The trainer's end-of-run metrics (``train_loss`` is the run's mean) plus ``final_*`` last-logged values."""
+    metrics = {k: float(v) for k, v in train_metrics.items() if isinstance(v, (int, float))}
+    logged = [entry for entry in log_history if "loss" in entry]
+    if logged:
+        for key, value in logged[-1].items():
+            if key.startswith(FINAL_METRIC_PREFIXES) and isinstance(value, (int, float)) and math.isfinite(value):
+                metrics[f"final_{key}"] = float(value)
+    return metrics
+
+
+def hyperparameters(cfg: RunConfig) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+
+
+def _final_model(trainer: Any) -> Any:
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # a PEFT model: fold LoRA in so the checkpoint is a plain model
+        model = model.merge_and_unload()
+    return model
+
+
+def train_and_save(
+    *,
+    kind: str,
+    cfg: RunConfig,
+    records: Sequence[dict[str, Any]],
+    make_trainer: Callable[[DeviceInfo, str], Any],
+    meta: dict[str, Any] | None = None,
+    on_progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> RunResult:
+    """Train with ``make_trainer(device, scratch_dir)`` and save the result atomically at ``cfg.output_dir``.
+
+    ``cfg`` and ``records`` must already be validated. Raises ``TrainingCancelled`` when
+    ``should_cancel()`` turns True (checked before loading and after every step); then, as on any
+    error, ``output_dir`` is not created and the scratch directory is gone.
+    """
+    from transformers import set_seed
+
+    output_dir = Path(cfg.output_dir)
+    if should_cancel is not None and should_cancel():
+        raise TrainingCancelled(f"{kind} run cancelled before it started")
+
+    device = pick_device()
+    set_seed(cfg.seed)
+    started = time.perf_counter()
+    callback = ProgressCallback(on_progress, should_cancel)
+    data_hash = snapshot_hash(records)
+    trainer = None
+    try:
+        with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) as scratch:
+            trainer = make_trainer(device, scratch)
+            trainer.remove_callback(PrinterCallback)  # progress goes to on_progress, not stdout
+            trainer.add_callback(callback)
+            output = trainer.train()
+            if callback.cancelled:
+                raise TrainingCancelled(f"{kind} run cancelled at step {trainer.state.global_step}")
+            log_history = list(trainer.state.log_history)
+            metrics = summarize_metrics(output.metrics, log_history)
+            seconds = time.perf_counter() - started
+            steps, total_steps = trainer.state.global_step, trainer.state.max_steps
+            version_meta = {
+                "parent": str(cfg.parent_dir),
+                **(meta or {}),
+                "kind": kind,
+                "hyperparameters": hyperparameters(cfg),
+                "metrics": metrics,
+                "data_hash": data_hash,
+                "num_records": len(records),
+                "device": device.label,
+                "steps": steps,
+                "seconds": round(seconds, 3),  # loading and training, before saving
+            }
+            with atomic_directory(output_dir) as tmp:
+                _final_model(trainer).save_pretrained(tmp, safe_serialization=True)
+                trainer.processing_class.save_pretrained(tmp)
+                write_jsonl(tmp / DATA_FILE, records)
+                write_version_file(tmp, version_meta)
+    finally:
+        del trainer
+        gc.collect()
+        _empty_device_cache()
+    return RunResult(
+        output_dir=str(output_dir),
+        metrics=metrics,
+        steps=steps,
+        total_steps=total_steps,
+        device=device.label,
+        seconds=time.perf_counter() - started,  # loading, training and saving
+        log_history=log_history,
+        data_hash=data_hash,
+    )
+
+
+def _empty_device_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
