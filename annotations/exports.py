@@ -242,6 +242,24 @@ def preference_records(queryset: QuerySet[PreferencePair] | None = None) -> Iter
         )
 
 
+def _sft_row(prompt: Prompt, completion: str, *, is_reference: bool) -> dict[str, Any]:
+    """An SFT row with empty provenance lists, filled in by the pairs merged into it."""
+    return {
+        "prompt": prompt.text,
+        "completion": completion,
+        "is_reference": is_reference,
+        "prompt_id": prompt.id,
+        "prompt_source": prompt.source,
+        "pair_ids": [],
+        "judgement_ids": [],
+        "annotators": [],
+        "model_versions": [],
+        "original_chosen_texts": [],
+        "reviewed_by": [],
+        "reviewed_at": None,
+    }
+
+
 def sft_records(
     queryset: QuerySet[PreferencePair] | None = None, *, include_references: bool = False
 ) -> list[dict[str, Any]]:
@@ -258,23 +276,7 @@ def sft_records(
     latest: dict[tuple[int, str], datetime] = {}  # newest review of each row
     for pair in pairs.order_by("id").iterator(chunk_size=2000):
         key = (pair.prompt_id, pair.chosen_text)
-        row = rows.setdefault(
-            key,
-            {
-                "prompt": pair.prompt.text,
-                "completion": pair.chosen_text,
-                "is_reference": False,
-                "prompt_id": pair.prompt_id,
-                "prompt_source": pair.prompt.source,
-                "pair_ids": [],
-                "judgement_ids": [],
-                "annotators": [],
-                "model_versions": [],
-                "original_chosen_texts": [],
-                "reviewed_by": [],
-                "reviewed_at": None,
-            },
-        )
+        row = rows.setdefault(key, _sft_row(pair.prompt, pair.chosen_text, is_reference=False))
         row["pair_ids"].append(pair.id)
         for column, value in (
             ("judgement_ids", pair.judgement_id),
@@ -293,26 +295,7 @@ def sft_records(
         prompts = Prompt.objects.for_annotation().exclude(references=[]).order_by("id")
         for prompt in prompts.iterator(chunk_size=2000):
             for reference in dict.fromkeys(prompt.references):  # same reference twice is one row
-                records.append(
-                    _checked(
-                        {
-                            "prompt": prompt.text,
-                            "completion": reference,
-                            "is_reference": True,
-                            "prompt_id": prompt.id,
-                            "prompt_source": prompt.source,
-                            "pair_ids": [],
-                            "judgement_ids": [],
-                            "annotators": [],
-                            "model_versions": [],
-                            "original_chosen_texts": [],
-                            "reviewed_by": [],
-                            "reviewed_at": None,
-                        },
-                        SFT_FIELDS,
-                        "sft",
-                    )
-                )
+                records.append(_checked(_sft_row(prompt, reference, is_reference=True), SFT_FIELDS, "sft"))
     return records
 
 

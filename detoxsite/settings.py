@@ -163,6 +163,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "kind" or "status" field; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "AnnotationItemKindEnum": "annotations.models.AnnotationItem.Kind",
+        "JudgementKindEnum": "annotations.models.Judgement.Kind",
+        "PairStatusEnum": "annotations.models.PreferencePair.Status",
+        "ModelVersionKindEnum": "training.models.ModelVersion.Kind",
+        "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "EvaluationStatusEnum": "evaluation.models.Evaluation.Status",
+        "ComparisonStatusEnum": "arena.models.Comparison.Status",
+        "NextItemStatusEnum": ["ready", "generating", "exhausted"],
+    },
 }
 
 LOGGING = {

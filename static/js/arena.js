@@ -4,7 +4,6 @@
   const root = document.getElementById("arena");
   if (!root) return;
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   const sides = { A: $("side-a"), B: $("side-b") };
   let current = null;
   let shownAt = 0;
@@ -13,19 +12,7 @@
 
   function setStatus(text) { $("status").textContent = text; $("status").hidden = !text; }
 
-  async function api(url, options) {
-    const response = await fetch(url, Object.assign({
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, "Accept": "application/json" },
-    }, options || {}));
-    let body = {};
-    try { body = await response.json(); } catch (e) { /* empty body */ }
-    if (!response.ok) {
-      const detail = body.detail || Object.entries(body).map(([k, v]) => k + ": " + v).join("; ");
-      throw new Error(detail || ("HTTP " + response.status));
-    }
-    return body;
-  }
+  const api = window.detoxApi;
 
   function render(payload) {
     $("judged-count").textContent = payload.judged;
