@@ -18,8 +18,8 @@ python manage.py migrate --noinput -v 0
 python manage.py bootstrap --prompts "$data" --format paradetox
 time python manage.py evaluate active
 time python manage.py train sft --subset-size 800 --batch-size 8 --epochs 1
-python manage.py evaluate "$(python manage.py shell -c 'from training.models import ModelVersion; print(ModelVersion.objects.latest("created_at").name)')"
-python manage.py shell -c '
+python manage.py evaluate "$(python manage.py shell -v 0 -c 'from training.models import ModelVersion; print(ModelVersion.objects.latest("created_at").name)')"
+python manage.py shell -v 0 -c '
 import json
 from evaluation.services import latest_metrics
 from training.models import ModelVersion

@@ -55,7 +55,10 @@ class Command(BaseCommand):
             )
         except ActionRefused as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"run {run.pk}: {kind} from {parent_version.name} on {run.data_snapshot['count']} rows")
+        rows = run.data_snapshot["count"]
+        subset = hyperparameters.get("subset_size")
+        sample = f"a seeded sample of {subset} of {rows}" if subset and subset < rows else str(rows)
+        self.stdout.write(f"run {run.pk}: {kind} from {parent_version.name} on {sample} rows")
         if queue:
             self.stdout.write(self.style.SUCCESS(f"queued on 'training' as job {run.rq_job_id}"))
             return
