@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--dpo-lr", type=float, default=DPORunConfig.learning_rate)
     parser.add_argument("--effect", action="store_true", help="also measure how the DPO round moved the model")
     parser.add_argument("--heldout", type=int, default=40, help="held-out pairs for --effect")
+    parser.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
     args = parser.parse_args()
 
     if not args.data.is_file():
@@ -132,10 +133,13 @@ def main() -> None:
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=args.cache, prefix="run-") as scratch:
         sft_cfg = SFTRunConfig(
-            parent_dir=base, output_dir=Path(scratch) / "sft", max_steps=args.steps, batch_size=args.sft_batch_size
+            parent_dir=base, output_dir=Path(scratch) / "sft", max_steps=args.steps, batch_size=args.sft_batch_size,
+            use_lora=args.lora,
         )
         sft = run_sft(sft_cfg, sft_records)
-        dpo_cfg = DPORunConfig(parent_dir=base, output_dir=Path(scratch) / "dpo", learning_rate=args.dpo_lr)
+        dpo_cfg = DPORunConfig(
+            parent_dir=base, output_dir=Path(scratch) / "dpo", learning_rate=args.dpo_lr, use_lora=args.lora
+        )
         dpo = run_dpo(dpo_cfg, dpo_records)
         dpo_train = dpo.metrics["train_runtime"]
         report = {
@@ -159,6 +163,7 @@ def main() -> None:
                 k.removeprefix("final_"): round(v, 4) for k, v in dpo.metrics.items() if k.startswith("final_")
             },
             "base_convert_seconds": round(convert_seconds, 1),
+            "lora": args.lora,
             "device": sft.device,
             "torch_threads": torch.get_num_threads(),
             "library_versions": library_versions(),
