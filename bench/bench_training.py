@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="SFT optimisation steps")
     parser.add_argument("--sft-batch-size", type=int, default=SFTRunConfig.batch_size)
     parser.add_argument("--pairs", type=int, default=40, help="synthetic preference pairs in the DPO round")
-    parser.add_argument("--dpo-lr", type=float, default=DPORunConfig.learning_rate)
+    parser.add_argument("--dpo-lr", type=float, help="default: the DPO default (x10 with --lora)")
     parser.add_argument("--effect", action="store_true", help="also measure how the DPO round moved the model")
     parser.add_argument("--heldout", type=int, default=40, help="held-out pairs for --effect")
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")

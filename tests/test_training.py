@@ -97,6 +97,7 @@ def test_sft_uses_approved_gold_rewrites(staff, approved_pairs, tiny_version):
         ({"kind": "dpo", "hyperparameters": {"beta": -1}}, "Invalid training settings: beta must be a positive number, got -1"),
         ({"kind": "sft", "hyperparameters": {"learning_rate": 0}}, "Invalid training settings: learning_rate must be a positive number, got 0"),
         ({"kind": "sft", "hyperparameters": {"warp_speed": 9}}, "Invalid training settings: unknown hyperparameter(s) for sft: warp_speed"),
+        ({"kind": "sft", "hyperparameters": {"DEFAULT_LEARNING_RATE": 1}}, "Invalid training settings: unknown hyperparameter(s) for sft: DEFAULT_LEARNING_RATE"),
         ({"kind": "dpo"}, "No training data: no approved preference pairs match these filters."),
     ],
 )

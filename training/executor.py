@@ -5,6 +5,7 @@ run behaves the same from the web page, the API and the CLI.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -39,7 +40,7 @@ LOG_TAIL_LINES = 40
 def build_config(kind: str, hyperparameters: dict[str, Any], *, parent_dir: Path, output_dir: Path):
     """The ML config for ``kind``; unknown or invalid hyperparameters raise ``ValueError``."""
     config_class = CONFIGS[kind]
-    allowed = set(config_class.__dataclass_fields__) - {"parent_dir", "output_dir"}
+    allowed = {f.name for f in dataclasses.fields(config_class)} - {"parent_dir", "output_dir"}
     unknown = set(hyperparameters) - allowed
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) for {kind}: {', '.join(sorted(unknown))}")

@@ -20,7 +20,7 @@ class StartRunForm(forms.Form):
     epochs = forms.FloatField(required=False, help_text="SFT 1, DPO 2")
     max_steps = forms.IntegerField(required=False, help_text="-1 = use epochs")
     batch_size = forms.IntegerField(required=False, help_text="SFT 8, DPO 4")
-    learning_rate = forms.FloatField(required=False, help_text="SFT 5e-5, DPO 5e-6")
+    learning_rate = forms.FloatField(required=False, help_text="SFT 5e-5, DPO 5e-6; 10x with LoRA")
     max_length = forms.IntegerField(required=False, help_text="128 tokens")
     subset_size = forms.IntegerField(required=False, help_text="SFT: e.g. 800 for the quick CPU path")
     beta = forms.FloatField(required=False, help_text="DPO: 0.1")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.ml.data import read_jsonl, snapshot_hash
+from training.ml.dpo import DPORunConfig
 from training.ml.generate import Generator
 from training.ml.runs import ProgressUpdate, TrainingCancelled
 from training.ml.sft import SFTRunConfig, run_sft
@@ -111,6 +112,16 @@ def test_invalid_config_is_refused(tiny_checkpoint, store, sft_records, override
     with pytest.raises(ValueError) as error:
         run_sft(config(tiny_checkpoint, store, **overrides), sft_records)
     assert str(error.value) == message
+
+
+def test_lora_defaults_to_a_larger_learning_rate_unless_one_is_given(tiny_checkpoint, store):
+    """Adapters barely move at the full fine-tuning rate, so LoRA's default is 10x; an explicit rate stays."""
+    dirs = {"parent_dir": tiny_checkpoint, "output_dir": store / "out"}
+    assert SFTRunConfig(**dirs).learning_rate == 5e-5
+    assert SFTRunConfig(**dirs, use_lora=True).learning_rate == 5e-4
+    assert SFTRunConfig(**dirs, use_lora=True, learning_rate=1e-4).learning_rate == 1e-4
+    assert DPORunConfig(**dirs).learning_rate == 5e-6
+    assert DPORunConfig(**dirs, use_lora=True).learning_rate == 5e-5
 
 
 def test_missing_parent_and_existing_output_are_refused(tiny_checkpoint, store, sft_records):

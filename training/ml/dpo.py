@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .data import build_dpo_dataset, validate_dpo_records
 from .device import DeviceInfo
@@ -31,8 +31,8 @@ class DPORunConfig(RunConfig):
     epochs: float = 2.0  # a round has few pairs, so see each twice
     batch_size: int = 4
     # TRL's 1e-6 targets 7B models and thousands of pairs: on 40 pairs it leaves a 135M model's
-    # outputs untouched. See LEARNING_RATE_NOTE for the measurement behind this value.
-    learning_rate: float = 5e-6
+    # outputs untouched (`bench/bench_training.py --effect` measures how far a round moves it).
+    DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-6
     max_length: int = 128
     logging_steps: int = 2
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -24,6 +24,8 @@ from .device import DeviceInfo, pick_device
 
 DATA_FILE = "data.jsonl"
 SCRATCH_PREFIX = "detox-trainer-"
+# Adapters start at zero and touch few weights, so LoRA needs a larger step than full fine-tuning.
+LORA_LEARNING_RATE_FACTOR = 10
 
 
 class TrainingCancelled(Exception):
@@ -113,13 +115,19 @@ class RunConfig:
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs; handy for smoke runs and benchmarks
     batch_size: int = 8
-    learning_rate: float = 5e-5
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE, times LORA_LEARNING_RATE_FACTOR with LoRA
     max_length: int = 128  # prompt + answer tokens; the template is ~25 tokens, ParaDetox rows are short
-    use_lora: bool = False  # full fine-tuning is cheap at 135M; LoRA (merged on save) wants a ~10x higher lr
+    use_lora: bool = False  # full fine-tuning is cheap at 135M; LoRA adapters are merged on save
     lora_r: int = 16
     lora_alpha: int = 32
     seed: int = 42
     logging_steps: int = 10
+    DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-5
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is None:
+            factor = LORA_LEARNING_RATE_FACTOR if self.use_lora else 1
+            self.learning_rate = self.DEFAULT_LEARNING_RATE * factor
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""

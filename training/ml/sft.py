@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .data import build_sft_dataset, validate_sft_records
 from .device import DeviceInfo
@@ -32,7 +32,7 @@ class SFTRunConfig(RunConfig):
     batch_size: int = 8
     # 5e-5 moves a 135M model within a few hundred steps without wrecking its chat skills; the
     # TRL default (2e-5) is tuned for larger models and barely moves short runs.
-    learning_rate: float = 5e-5
+    DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-5
     max_length: int = 128
     subset_size: int | None = None  # train on a seeded random sample of this many records
     logging_steps: int = 10
