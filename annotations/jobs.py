@@ -1,7 +1,7 @@
 """RQ entry points for annotation: short adapters that take ids and call the pool service."""
 from __future__ import annotations
 
-from detoxsite import queues
+from core import queues
 from training.ml.device import limit_cpu_threads
 
 from . import pool

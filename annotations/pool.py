@@ -16,7 +16,7 @@ from django.db.models import Case, Count, F, IntegerField, Max, OuterRef, Q, Que
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from detoxsite import queues
+from core import queues
 from training.ml.generate import DecodingConfig, Generator
 from training.models import ModelVersion
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import PreferencePair, ReviewEvent, normalise_text
-from .services import ActionRefused
+from core.actions import ActionRefused
 
 TRACKED = ("status", "flagged", "flag_note", "chosen_text", "rejected_text")
 BULK_ACTIONS = ("approve", "reject", "flag", "unflag", "swap")

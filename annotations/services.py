@@ -12,17 +12,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.actions import ActionRefused
 from training.models import ModelVersion
 
 from . import pool
 from .models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, normalise_text
-
-
-class ActionRefused(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def open_assignment(user, kind: str = AnnotationItem.Kind.BEST_OF_N) -> Assignment | None:

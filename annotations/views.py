@@ -14,8 +14,8 @@ from training.models import ModelVersion
 from . import review
 from .forms import BulkReviewForm, EditGoldForm, PairFilterForm, SignupForm
 from .models import Judgement, PreferencePair, Prompt
-from .roles import is_reviewer, role_of
-from .services import ActionRefused
+from core.roles import is_reviewer, role_of
+from core.actions import ActionRefused
 
 
 

@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, Prompt, normalise_text
 from annotations.pool import annotation_decoding
-from annotations.services import ActionRefused, assign, open_assignment
-from detoxsite import queues
+from annotations.services import assign, open_assignment
+from core.actions import ActionRefused
+from core import queues
 from training.ml.generate import Generator
 from training.models import ModelVersion
 

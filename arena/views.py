@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotations.models import Judgement
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from annotations.views import reviewer_required
 
 from . import services

@@ -35,7 +35,7 @@ from sacrebleu.metrics import CHRF  # noqa: E402
 from annotations.models import PreferencePair  # noqa: E402
 from annotations.pool import refill_pool  # noqa: E402
 from annotations.review import approve_pairs  # noqa: E402
-from annotations.roles import make_reviewer  # noqa: E402
+from core.roles import make_reviewer  # noqa: E402
 from annotations.services import next_assignment, submit_judgement  # noqa: E402
 from evaluation.models import Evaluation  # noqa: E402
 from evaluation.services import latest_metrics, queue_evaluation, run_evaluation  # noqa: E402

@@ -6,8 +6,8 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from annotations.api.views import run_action
-from annotations.roles import IsReviewer, IsStaff
+from core.actions import run_action
+from core.roles import IsReviewer, IsStaff
 from training.models import ModelVersion
 
 from . import services

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotations.models import Prompt
-from annotations.services import ActionRefused
-from detoxsite import queues
+from core.actions import ActionRefused
+from core import queues
 from training.models import ModelVersion
 
 from .models import Evaluation, EvaluationOutput

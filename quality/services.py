@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 
 from annotations.models import AnnotationItem, Candidate, Judgement, PreferencePair
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from training.models import ModelVersion
 
 from . import metrics

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from annotations.models import AnnotationItem
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from annotations.views import reviewer_required
 from training.models import ModelVersion
 

@@ -54,7 +54,7 @@ def _isolated_settings(settings, tiny_store):
 
 @pytest.fixture(autouse=True)
 def _clean_redis(_isolated_settings):
-    from detoxsite.queues import get_connection
+    from core.queues import get_connection
 
     connection = get_connection()
     connection.flushdb()
@@ -71,7 +71,7 @@ def tiny_version(db):
 
 @pytest.fixture
 def make_user(db, django_user_model):
-    from annotations.roles import make_reviewer
+    from core.roles import make_reviewer
 
     def make(username: str, role: str = "annotator"):
         user = django_user_model.objects.create_user(

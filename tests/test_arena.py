@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from arena import services
 from arena.models import Comparison
 from arena.results import compute_results

@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from annotations import pool
 from annotations.models import AnnotationItem, Candidate
-from detoxsite import queues
+from core import queues
 from tests.conftest import run_jobs
 from training.models import ModelVersion
 

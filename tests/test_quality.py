@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from annotations import pool, services
+from core.actions import ActionRefused
 from annotations.importers import PromptRecord, import_prompts
 from annotations.models import AnnotationItem, Candidate, PreferencePair, Prompt
 from quality import metrics
@@ -193,14 +194,14 @@ def test_gold_items_are_mixed_in_and_scored(settings, make_user, staff, filled_p
 def test_make_gold_item_refusals(make_user, staff, filled_pool):
     item, other = AnnotationItem.objects.order_by("id")[:2]
     foreign = other.candidates.first()
-    with pytest.raises(services.ActionRefused) as refused:
+    with pytest.raises(ActionRefused) as refused:
         make_gold_item(item=item, candidate=foreign, user=staff)
     assert refused.value.message == f"Candidate {foreign.pk} is not one of item {item.pk}'s candidates."
-    with pytest.raises(services.ActionRefused) as refused:
+    with pytest.raises(ActionRefused) as refused:
         make_gold_item(item=item, candidate=item.candidates.first(), user=make_user("rev", "reviewer"))
     assert (refused.value.message, refused.value.status) == ("Only staff can mark gold items.", 403)
     Prompt.objects.filter(pk=item.prompt_id).update(is_heldout=True)
-    with pytest.raises(services.ActionRefused, match="held-out prompt"):
+    with pytest.raises(ActionRefused, match="held-out prompt"):
         make_gold_item(item=item, candidate=item.candidates.first(), user=staff)
     assert not AnnotationItem.objects.filter(gold_candidate__isnull=False).exists()
 

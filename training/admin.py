@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 
 from . import services
 from .models import ModelVersion, VersionActivation

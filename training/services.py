@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotations import pool
-from annotations.services import ActionRefused
-from detoxsite import queues
+from core.actions import ActionRefused
+from core import queues
 from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint, read_version_file, remove_stale_temporaries
 from training.ml.data import write_jsonl
 

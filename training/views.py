@@ -6,7 +6,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from evaluation.services import SHOWN_METRICS, latest_metrics, side_by_side
 
 from . import services

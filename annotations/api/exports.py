@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from .. import exports
 from ..models import Judgement
-from ..roles import IsReviewer
+from core.roles import IsReviewer
 from .filters import JudgementFilter, PairFilter
 
 JSONL = "application/jsonl"

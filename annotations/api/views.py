@@ -5,34 +5,17 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
-from rest_framework.exceptions import APIException
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from detoxsite.queues import RedisUnavailable
+from core.actions import ActionRefused, Refused, run_action
+from core.roles import IsReviewer, is_reviewer, role_of
 
 from .. import pool, review, services
 from ..models import Judgement, PreferencePair, Prompt
-from ..roles import IsReviewer, is_reviewer, role_of
 from . import serializers as s
 from .filters import JudgementFilter, PairFilter, PromptFilter
-
-
-class Refused(APIException):
-    def __init__(self, exc: services.ActionRefused) -> None:
-        super().__init__(detail=exc.message)
-        self.status_code = exc.status
-
-
-def run_action(func, **kwargs):
-    """Call a service, turning ``ActionRefused`` into a 4xx with its message."""
-    try:
-        return func(**kwargs)
-    except services.ActionRefused as exc:
-        raise Refused(exc) from exc
-    except RedisUnavailable as exc:
-        raise Refused(services.ActionRefused(str(exc), 503)) from exc
 
 
 def next_item_payload(user) -> dict:
@@ -153,7 +136,7 @@ class PairViewSet(viewsets.ReadOnlyModelViewSet):
         v = data.validated_data
         missing = set(v["ids"]) - set(PreferencePair.objects.filter(id__in=v["ids"]).values_list("id", flat=True))
         if missing:
-            raise Refused(services.ActionRefused(f"No such pairs: {sorted(missing)}", 404))
+            raise Refused(ActionRefused(f"No such pairs: {sorted(missing)}", 404))
         count = run_action(review.review_pairs, reviewer=request.user, pairs=v["ids"], action=v["action"], note=v.get("note", ""))
         return Response({"action": v["action"], "updated": count})
 

@@ -15,9 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import services as annotation_services
-from annotations.api.views import run_action
+from core.actions import run_action
 from annotations.models import AnnotationItem, Judgement
-from annotations.roles import IsReviewer, IsStaff
+from core.roles import IsReviewer, IsStaff
 
 from .. import services
 from ..models import Comparison

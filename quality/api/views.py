@@ -7,9 +7,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.api.views import run_action
+from core.actions import run_action
 from annotations.models import AnnotationItem, Candidate
-from annotations.roles import IsReviewer, IsStaff
+from core.roles import IsReviewer, IsStaff
 from training.models import ModelVersion
 
 from .. import services

@@ -6,9 +6,9 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from annotations.api.views import Refused, run_action
-from annotations.roles import IsStaff
-from annotations.services import ActionRefused
+from core.actions import Refused, run_action
+from core.roles import IsStaff
+from core.actions import ActionRefused
 
 from .. import services
 from ..models import ModelVersion, TrainingRun

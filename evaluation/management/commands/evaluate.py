@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from evaluation.models import Evaluation
 from evaluation.services import queue_evaluation, run_evaluation
 from training.models import ModelVersion

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotations.services import ActionRefused
+from core.actions import ActionRefused
 from training import services
 from training.executor import execute_run
 from training.models import ModelVersion, TrainingRun

@@ -1,4 +1,4 @@
-from .roles import is_reviewer
+from core.roles import is_reviewer
 
 
 def roles(request) -> dict:

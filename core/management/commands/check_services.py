@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.utils import OperationalError
 
-from detoxsite.queues import RedisUnavailable, check_redis
+from core.queues import RedisUnavailable, check_redis
 
 
 class Command(BaseCommand):
