@@ -6,10 +6,22 @@ changes are recorded as ``ReviewEvent`` rows next to the edited pair.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+# Candidates come from model versions, which live in ``training`` (a floor above). Annotations refers
+# to them as Django's lazy model reference "training.ModelVersion" — never by importing training.
+MODEL_VERSION_MODEL = "training.ModelVersion"
+ModelVersionRef = Any  # an instance of MODEL_VERSION_MODEL
+
+
+def active_model_version() -> ModelVersionRef | None:
+    """The version annotators get candidates from (None before one is activated)."""
+    return apps.get_model(MODEL_VERSION_MODEL).objects.filter(is_active=True).first()
 
 
 def normalise_text(text: str) -> str:
@@ -66,7 +78,7 @@ class AnnotationItem(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="items")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BEST_OF_N, db_index=True)
     model_version = models.ForeignKey(
-        "training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="items",
+        MODEL_VERSION_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="items",
         help_text="The version that sampled all candidates (empty for arena matches).",
     )
     comparison = models.ForeignKey(
@@ -97,7 +109,7 @@ class Candidate(models.Model):
     """A rewrite sampled server-side, with full provenance; users choose by id, never by text."""
 
     item = models.ForeignKey(AnnotationItem, on_delete=models.PROTECT, related_name="candidates")
-    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="candidates")
+    model_version = models.ForeignKey(MODEL_VERSION_MODEL, on_delete=models.PROTECT, related_name="candidates")
     text = models.TextField()
     decoding = models.JSONField(default=dict, help_text="Sampling parameters used.")
     seed = models.BigIntegerField()
@@ -210,7 +222,7 @@ class PreferencePair(models.Model):
     judgement = models.ForeignKey(Judgement, on_delete=models.PROTECT, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="pairs")
     model_version = models.ForeignKey(
-        "training.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="pairs"
+        MODEL_VERSION_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="pairs"
     )
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.ANNOTATION)
     chosen_candidate = models.ForeignKey(

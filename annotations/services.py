@@ -12,11 +12,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import hooks
 from core.actions import ActionRefused
-from training.models import ModelVersion
 
 from . import pool
-from .models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, normalise_text
+from .models import (
+    AnnotationItem,
+    Assignment,
+    Candidate,
+    Judgement,
+    PreferencePair,
+    active_model_version,
+    normalise_text,
+)
 
 
 def open_assignment(user, kind: str = AnnotationItem.Kind.BEST_OF_N) -> Assignment | None:
@@ -38,7 +46,7 @@ def next_assignment(*, user) -> Assignment | None:
     current = open_assignment(user)
     if current is not None:
         return current
-    version = ModelVersion.objects.active()
+    version = active_model_version()
     if version is None:
         raise ActionRefused("No model version is active yet: staff must register and activate one.", 409)
     try:
@@ -55,7 +63,7 @@ def next_assignment(*, user) -> Assignment | None:
                 return assign(user=user, item=item)
         return None
     finally:
-        pool.request_refill(version)
+        hooks.announce(hooks.POOL_LOW, version=version)
 
 
 def assign(*, user, item: AnnotationItem) -> Assignment:
@@ -116,7 +124,7 @@ def submit_judgement(
         if existing is None:
             raise
         return existing, False
-    pool.request_refill()
+    hooks.announce(hooks.POOL_LOW, version=None)
     return judgement, True
 
 

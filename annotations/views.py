@@ -9,11 +9,9 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from training.models import ModelVersion
-
 from . import review
 from .forms import BulkReviewForm, EditGoldForm, PairFilterForm, SignupForm
-from .models import Judgement, PreferencePair, Prompt
+from .models import Judgement, PreferencePair, Prompt, active_model_version
 from core.roles import is_reviewer, role_of
 from core.actions import ActionRefused
 
@@ -47,7 +45,7 @@ def home(request):
     context = {
         "role": role_of(request.user),
         "saved_choices": judgements.saved_choices().count(),
-        "active_version": ModelVersion.objects.active(),
+        "active_version": active_model_version(),
         "prompt_count": Prompt.objects.count(),
         "pending_pairs": PreferencePair.objects.pending().count() if is_reviewer(request.user) else None,
         "approved_pairs": PreferencePair.objects.approved().count(),

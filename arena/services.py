@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from itertools import combinations, islice
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -21,15 +22,17 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, Prompt, normalise_text
-from annotations.pool import annotation_decoding
 from annotations.services import assign, open_assignment
-from core.actions import ActionRefused
 from core import queues
-from training.ml.generate import Generator
+from core.actions import ActionRefused
+from training.generation import annotation_decoding
 from training.models import ModelVersion
 
 from .models import Comparison
 from .results import ArenaResults, compute_results
+
+if TYPE_CHECKING:
+    from training.ml.generate import Generator
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from django.utils import timezone  # noqa: E402
 from sacrebleu.metrics import CHRF  # noqa: E402
 
 from annotations.models import PreferencePair  # noqa: E402
-from annotations.pool import refill_pool  # noqa: E402
+from training.generation import refill_pool  # noqa: E402
 from annotations.review import approve_pairs  # noqa: E402
 from core.roles import make_reviewer  # noqa: E402
 from annotations.services import next_assignment, submit_judgement  # noqa: E402

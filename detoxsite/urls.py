@@ -36,6 +36,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("training/", include("evaluation.urls")),  # the versions page, under its usual address
     path("training/", include("training.urls")),
     path("arena/", include("arena.urls")),
     path("quality/", include("quality.urls")),

@@ -5,3 +5,11 @@ class EvaluationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "evaluation"
     verbose_name = "Automatic evaluation"
+
+    def ready(self) -> None:
+        from core import hooks
+
+        from . import services
+
+        hooks.register(hooks.VERSION_REGISTERED, services.queue_evaluation_if_possible)
+        hooks.register(hooks.PROMOTION_PROBLEM, services.promotion_problem)

@@ -148,7 +148,7 @@ def stub_generator():
 @pytest.fixture
 def filled_pool(tiny_version, prompts, stub_generator):
     """Ready items for the tiny version, generated with the stub (no model load)."""
-    from annotations.pool import refill_pool
+    from training.generation import refill_pool
 
     refill_pool(tiny_version.pk, target=len(prompts), generator_factory=lambda path: stub_generator)
     return tiny_version

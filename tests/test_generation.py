@@ -5,6 +5,7 @@ import pytest
 from django.test import override_settings
 
 from annotations import pool
+from training import generation
 from annotations.models import AnnotationItem, Candidate
 from core import queues
 from tests.conftest import run_jobs
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_refill_job_fills_pool_from_the_tiny_model_via_rq(tiny_version, prompts, settings):
     settings.DETOX_AUTO_REFILL = True
-    assert pool.request_refill(tiny_version) is True
-    assert pool.request_refill(tiny_version) is False  # deduplicated while one is queued
+    assert generation.request_refill(tiny_version) is True
+    assert generation.request_refill(tiny_version) is False  # deduplicated while one is queued
     run_jobs("generation")
     assert pool.ready_count(tiny_version) >= settings.POOL_TARGET
     candidate = Candidate.objects.first()
@@ -42,7 +43,7 @@ def test_refill_stops_when_version_is_deactivated(tiny_version, prompts, stub_ge
     from training.services import activate_version
 
     activate_version(version=other)
-    created = pool.refill_pool(tiny_version.pk, generator_factory=lambda path: stub_generator)
+    created = generation.refill_pool(tiny_version.pk, generator_factory=lambda path: stub_generator)
     assert created == 0 and stub_generator.calls == 0
 
 
@@ -50,7 +51,7 @@ def test_heldout_prompts_are_never_annotated(tiny_version, prompts, stub_generat
     from annotations.models import Prompt
 
     Prompt.objects.filter(id__in=[p.id for p in prompts[:6]]).update(is_heldout=True)
-    pool.refill_pool(tiny_version.pk, target=10, generator_factory=lambda path: stub_generator)
+    generation.refill_pool(tiny_version.pk, target=10, generator_factory=lambda path: stub_generator)
     assert not AnnotationItem.objects.filter(prompt__is_heldout=True).exists()
     assert AnnotationItem.objects.count() == 2
 

@@ -15,7 +15,7 @@ import pytest
 from annotations.exports import export_dataset
 from annotations.importers import PromptRecord, import_prompts, read_prompts
 from annotations.models import AnnotationItem, Judgement, PreferencePair, Prompt
-from annotations.pool import refill_pool
+from training.generation import refill_pool
 from annotations.review import approve_pairs, reject_pairs
 from annotations.services import next_assignment, submit_judgement
 from arena import services as arena

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from annotations import pool, services
+from training import generation
 from core.actions import ActionRefused
 from annotations.importers import PromptRecord, import_prompts
 from annotations.models import AnnotationItem, Candidate, PreferencePair, Prompt
@@ -137,7 +138,7 @@ def row(rows, username):
 
 def pool_filled_with(overlap: int, settings, version, generator) -> list[AnnotationItem]:
     settings.ANNOTATION_OVERLAP = overlap
-    pool.refill_pool(version.pk, target=Prompt.objects.count(), generator_factory=lambda path: generator)
+    generation.refill_pool(version.pk, target=Prompt.objects.count(), generator_factory=lambda path: generator)
     return list(AnnotationItem.objects.order_by("id"))
 
 
@@ -213,7 +214,7 @@ def _extra_item(version, text: str, generator) -> AnnotationItem:
     import_prompts([PromptRecord(text, ())], source="test")
     prompt = Prompt.objects.get(text=text)
     Prompt.objects.filter(pk=prompt.pk).update(is_heldout=False)
-    return pool.generate_item(prompt=prompt, version=version, generator=generator, decoding=pool.annotation_decoding())
+    return generation.generate_item(prompt=prompt, version=version, generator=generator, decoding=generation.annotation_decoding())
 
 
 def test_uncertain_order_serves_the_item_with_the_most_different_candidates(settings, annotator, filled_pool):

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import connection
 from safetensors.torch import load_file
 
-from annotations import pool, services as annotation_services
+from annotations import services as annotation_services
+from training import generation
 from annotations.models import Candidate, Judgement, PreferencePair
 from annotations.review import approve_pairs
 from tests.conftest import run_jobs
@@ -67,7 +68,7 @@ def test_sft_run_via_api_registers_a_new_version_that_serves_candidates(api, sta
     assert differs(version, tiny_version)
     # Staff activate it; the pool refills from the new version; old candidates keep their provenance.
     assert client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft"}, format="json").status_code == 200
-    created = pool.refill_pool(version.pk, target=2)
+    created = generation.refill_pool(version.pk, target=2)
     assert created >= 1
     assert Candidate.objects.filter(model_version=version).exists()
 

@@ -5,3 +5,10 @@ class TrainingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "training"
     verbose_name = "Training and model versions"
+
+    def ready(self) -> None:
+        from core import hooks
+
+        from . import generation
+
+        hooks.register(hooks.POOL_LOW, generation.request_refill)

@@ -20,14 +20,13 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from core import hooks
 from training.ml.checkpoints import read_version_file
 from training.ml.data import read_jsonl
 from training.ml.device import pick_device
 from training.ml.dpo import DPORunConfig, run_dpo
 from training.ml.runs import ProgressUpdate, TrainingCancelled
 from training.ml.sft import SFTRunConfig, run_sft
-
-from evaluation.services import queue_evaluation_if_possible
 
 from .models import ModelVersion, TrainingRun
 
@@ -172,7 +171,7 @@ def execute_run(run_id: int, *, echo: Callable[[ProgressUpdate], None] | None = 
                 eta_seconds=0,
                 finished_at=timezone.now(),
             )
-            transaction.on_commit(lambda: queue_evaluation_if_possible(version.pk))
+            transaction.on_commit(lambda: hooks.announce(hooks.VERSION_REGISTERED, version_id=version.pk))
     except Exception as exc:
         shutil.rmtree(output_dir, ignore_errors=True)  # nothing half-registered
         _finish(run_id, TrainingRun.Status.FAILED, error=f"registration failed: {exc}", traceback=tb.format_exc())

@@ -13,12 +13,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from annotations import pool
 from core.actions import ActionRefused
-from core import queues
+from core import hooks, queues
 from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint, read_version_file, remove_stale_temporaries
 from training.ml.data import write_jsonl
 
+from . import generation
 from .datasets import DataFilters, dpo_records, sft_records, snapshot_summary
 from .executor import build_config
 from .models import ModelVersion, TrainingRun, VersionActivation
@@ -52,9 +52,7 @@ def ensure_base_version(*, source: str | None = None, activate_if_none: bool = T
                 notes="Base model converted from " + source,
             ),
         )
-        from evaluation.services import queue_evaluation_if_possible
-
-        transaction.on_commit(lambda: queue_evaluation_if_possible(version.pk))
+        transaction.on_commit(lambda: hooks.announce(hooks.VERSION_REGISTERED, version_id=version.pk))
     if activate_if_none and not ModelVersion.objects.filter(is_active=True).exists():
         activate_version(version=version, user=None, reason="first version")
     return version
@@ -73,16 +71,14 @@ def register_version(
 def activate_version(*, version: ModelVersion, user=None, reason: str = "", override: bool = False) -> VersionActivation:
     """Make ``version`` the one annotators get candidates from; the change is logged for rollback.
 
-    The promotion gate (``evaluation.services.promotion_problem``) refuses a version whose J drops
+    The promotion gate (``hooks.PROMOTION_PROBLEM``, answered by evaluation) refuses a version whose J drops
     or whose similarity is too low unless staff ``override`` it with a ``reason``. Generation
     workers read the active version per job, so they switch without a restart; the new version's
     pool is refilled after commit.
     """
-    from evaluation.services import promotion_problem
-
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(is_active=True).first()
-        problem = promotion_problem(version, current)
+        problem = hooks.first_answer(hooks.PROMOTION_PROBLEM, candidate=version, active=current)
         if problem and not (override and reason.strip()):
             raise ActionRefused(problem, 409)
         if current is not None and current.pk != version.pk:
@@ -92,7 +88,7 @@ def activate_version(*, version: ModelVersion, user=None, reason: str = "", over
         activation = VersionActivation.objects.create(
             version=version, previous=current, activated_by=user, reason=reason, overridden=bool(problem)
         )
-        transaction.on_commit(lambda: pool.request_refill(version))
+        transaction.on_commit(lambda: generation.request_refill(version))
     return activation
 
 

@@ -13,7 +13,7 @@ from core.actions import ActionRefused, Refused, run_action
 from core.roles import IsReviewer, is_reviewer, role_of
 
 from .. import pool, review, services
-from ..models import Judgement, PreferencePair, Prompt
+from ..models import Judgement, PreferencePair, Prompt, active_model_version
 from . import serializers as s
 from .filters import JudgementFilter, PairFilter, PromptFilter
 
@@ -21,7 +21,7 @@ from .filters import JudgementFilter, PairFilter, PromptFilter
 def next_item_payload(user) -> dict:
     """What the annotate page and ``/api/annotate/next/`` show: an assignment or why there is none."""
     assignment = run_action(services.next_assignment, user=user)
-    version = pool.ModelVersion.objects.active()
+    version = active_model_version()
     ready = pool.ready_count(version) if version else 0
     saved = Judgement.objects.filter(user=user).saved_choices().count()
     if assignment is not None:

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import Any
 
 
 @dataclass(frozen=True)
 class DeviceInfo:
     device: str
-    dtype: torch.dtype
+    dtype: Any  # a torch.dtype; torch is imported only where a model is loaded
     bf16: bool
     fp16: bool
 
@@ -25,6 +24,8 @@ def pick_device(prefer: str | None = None) -> DeviceInfo:
 
     ``prefer`` ("cpu"/"cuda") or the ``DETOX_DEVICE`` variable forces a choice.
     """
+    import torch
+
     choice = prefer or os.environ.get("DETOX_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
     if choice.startswith("cuda") and torch.cuda.is_available():
         if torch.cuda.is_bf16_supported():
@@ -35,4 +36,6 @@ def pick_device(prefer: str | None = None) -> DeviceInfo:
 
 def limit_cpu_threads(default: int = 2) -> None:
     """Cap torch's CPU threads (``TORCH_NUM_THREADS``) so two jobs never oversubscribe the cores."""
+    import torch
+
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", default)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations import pool
+from training import generation
 from training.models import ModelVersion
 
 
@@ -19,9 +19,9 @@ class Command(BaseCommand):
         if version is None:
             raise CommandError("No active model version: run `manage.py register_base_model` first.")
         if now:
-            created = pool.refill_pool(version.pk, target=target)
+            created = generation.refill_pool(version.pk, target=target)
             self.stdout.write(self.style.SUCCESS(f"{created} item(s) generated for {version.name}."))
-        elif pool.request_refill(version):
+        elif generation.request_refill(version):
             self.stdout.write(f"refill of {version.name}'s pool queued on 'generation'.")
         else:
             self.stdout.write(f"{version.name}'s pool is full or a refill is already queued.")

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("versions/", views.versions, name="versions"),
+    path("versions/<int:pk>/activate/", views.activate, name="version-activate"),
+]

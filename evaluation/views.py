@@ -1,0 +1,53 @@
+"""The versions page: every model version with its scores and lineage, side-by-side outputs, and
+activation behind the promotion gate. It lives here because it shows evaluation results; the
+activation itself is ``training.services.activate_version``."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from core.actions import ActionRefused
+from training import services as training_services
+from training.models import ModelVersion, VersionActivation
+
+from .services import SHOWN_METRICS, latest_metrics, side_by_side
+
+
+@staff_member_required
+def versions(request):
+    """All versions with lineage and their latest evaluation, a metrics chart, and side-by-side outputs."""
+    all_versions = list(ModelVersion.objects.select_related("parent").order_by("created_at", "id"))
+    rows = [{"version": v, "metrics": latest_metrics(v), "depth": len(v.lineage()) - 1} for v in all_versions]
+    chart = [{"name": r["version"].name, **{k: r["metrics"].get(k) for k in SHOWN_METRICS}} for r in rows if r["metrics"]]
+    a, b = request.GET.get("a"), request.GET.get("b")
+    compared = None
+    if a and b:
+        va, vb = get_object_or_404(ModelVersion, pk=a), get_object_or_404(ModelVersion, pk=b)
+        compared = {"a": va, "b": vb, "rows": side_by_side(va, vb)}
+    return render(
+        request,
+        "training/versions.html",
+        {
+            "rows": rows[::-1],
+            "chart": chart,
+            "versions": all_versions,
+            "compared": compared,
+            "activations": VersionActivation.objects.select_related("version", "previous", "activated_by")[:50],
+        },
+    )
+
+
+@staff_member_required
+@require_POST
+def activate(request, pk: int):
+    version = get_object_or_404(ModelVersion, pk=pk)
+    try:
+        training_services.activate_version(
+            version=version, user=request.user, reason=request.POST.get("reason", ""), override=bool(request.POST.get("override"))
+        )
+        messages.success(request, f"{version.name} is now active; annotators get candidates from it.")
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("versions")
