@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core.jobs import JobRow, Lifecycle
+
 
 class ComparisonQuerySet(models.QuerySet):
     def with_counts(self) -> "ComparisonQuerySet":
@@ -17,7 +19,7 @@ class ComparisonQuerySet(models.QuerySet):
         ).order_by("-created_at", "-id")  # Meta.ordering is dropped from aggregating queries
 
 
-class Comparison(models.Model):
+class Comparison(JobRow):
     """Staff ask "which of these versions rewrites better?"; annotators answer blind, match by match.
 
     The row owns the truth of its generation job: ``status``, ``error`` and how many sampled
@@ -38,7 +40,6 @@ class Comparison(models.Model):
     identical_skipped = models.PositiveIntegerField(
         default=0, help_text="Sampled matches dropped because both versions wrote the same text."
     )
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     generated_at = models.DateTimeField(null=True, blank=True, help_text="When generation finished.")
@@ -62,3 +63,13 @@ class Comparison(models.Model):
     @property
     def is_generating(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.GENERATING)
+
+
+ARENA_JOBS = Lifecycle(
+    Comparison,
+    queue="generation",
+    job="arena.jobs.generate_matches",
+    running=Comparison.Status.GENERATING,
+    succeeded=Comparison.Status.READY,
+    heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
+)

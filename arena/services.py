@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -23,12 +22,12 @@ from django.utils import timezone
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, Prompt, normalise_text
 from annotations.services import assign, open_assignment
-from core import queues
+from core import jobs
 from core.actions import ActionRefused
 from training.generation import annotation_decoding
 from training.models import ModelVersion
 
-from .models import Comparison
+from .models import ARENA_JOBS, Comparison
 from .results import ArenaResults, compute_results
 
 if TYPE_CHECKING:
@@ -70,12 +69,7 @@ def open_comparison(
 
 
 def _queue_generation(comparison: Comparison) -> None:
-    queues.enqueue_on_commit(
-        "generation",
-        "arena.jobs.generate_matches",
-        comparison.pk,
-        job_timeout=600 + SECONDS_PER_MATCH * comparison.matches_wanted,
-    )
+    ARENA_JOBS.enqueue_on_commit(comparison.pk, job_timeout=600 + SECONDS_PER_MATCH * comparison.matches_wanted)
 
 
 def close_comparison(*, comparison: Comparison, user=None) -> Comparison:
@@ -99,9 +93,12 @@ def retry_generation(*, comparison: Comparison) -> Comparison:
             raise ActionRefused(f"Comparison “{locked.name}” is closed.", 409)
         if locked.is_generating:
             raise ActionRefused(f"Comparison “{locked.name}” is already {locked.get_status_display().lower()}.", 409)
-        locked.status, locked.error = Comparison.Status.QUEUED, ""
-        locked.save(update_fields=["status", "error"])
-        _queue_generation(locked)
+        if locked.status == Comparison.Status.FAILED:
+            ARENA_JOBS.retry(locked.pk)
+        else:  # ready but short of matches: generate the missing ones
+            Comparison.objects.filter(pk=locked.pk).update(status=Comparison.Status.QUEUED, error="")
+            _queue_generation(locked)
+    locked.refresh_from_db()
     return locked
 
 
@@ -121,22 +118,17 @@ def generate_matches(
     """
     from training.ml.generate import get_generator
 
-    claimed = Comparison.objects.filter(pk=comparison_id, status=Comparison.Status.QUEUED).update(
-        status=Comparison.Status.GENERATING, error=""
-    )
-    if not claimed:
+    jobs.reap_all()
+    if not ARENA_JOBS.claim(comparison_id, error=""):
         logger.info("comparison %s is not queued; nothing to generate", comparison_id)
         return 0
     try:
-        created = _generate(Comparison.objects.get(pk=comparison_id), generator_factory or get_generator, chunk_size)
-    except Exception:
-        Comparison.objects.filter(pk=comparison_id).update(
-            status=Comparison.Status.FAILED, error=traceback.format_exc()[-8000:]
-        )
+        with ARENA_JOBS.heartbeat(comparison_id):
+            created = _generate(Comparison.objects.get(pk=comparison_id), generator_factory or get_generator, chunk_size)
+    except Exception as exc:
+        ARENA_JOBS.fail(comparison_id, exc)
         raise
-    Comparison.objects.filter(pk=comparison_id, status=Comparison.Status.GENERATING).update(
-        status=Comparison.Status.READY, generated_at=timezone.now()
-    )
+    ARENA_JOBS.finish(comparison_id, generated_at=timezone.now())
     return created
 
 

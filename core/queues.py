@@ -42,14 +42,25 @@ def enqueue(queue: str, func: Callable[..., Any] | str, *args: Any, **kwargs: An
         raise RedisUnavailable(exc) from exc
 
 
-def enqueue_on_commit(queue: str, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> None:
-    """Enqueue once the current transaction commits, so the job never sees uncommitted rows."""
+def enqueue_on_commit(
+    queue: str,
+    func: Callable[..., Any] | str,
+    *args: Any,
+    on_failure: Callable[[RedisUnavailable], Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Enqueue once the current transaction commits, so the job never sees uncommitted rows.
+
+    If Redis is down then, the error is logged and ``on_failure(exc)`` runs (a job row records it).
+    """
 
     def _send() -> None:
         try:
             enqueue(queue, func, *args, **kwargs)
         except RedisUnavailable as exc:
             logger.error("%s", exc)
+            if on_failure is not None:
+                on_failure(exc)
 
     transaction.on_commit(_send)
 

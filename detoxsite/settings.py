@@ -114,6 +114,9 @@ RQ_QUEUES = {
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
     "evaluation": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
 }
+# core.queues.enqueue_on_commit is the one place that defers enqueues to the commit (and records a
+# failure on the job row), so django-rq enqueues at once when asked.
+RQ = {"COMMIT_MODE": "auto"}
 # Tests run jobs through a real burst worker; this switch lets them skip enqueue-on-demand refills.
 DETOX_AUTO_REFILL = env_bool("DETOX_AUTO_REFILL", True)
 
@@ -188,7 +191,9 @@ WHITENOISE_USE_FINDERS = True  # serve app and sidecar static files without a co
 
 # --- Training -------------------------------------------------------------------------------------
 TRAINING_JOB_TIMEOUT = env_int("TRAINING_JOB_TIMEOUT", 6 * 3600)
-TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 900)  # seconds without progress = dead
+# Seconds without a heartbeat before a running job (training, evaluation, arena) counts as dead.
+# Jobs beat from a thread every 15 s, also while loading and saving.
+JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", env_int("TRAINING_HEARTBEAT_TIMEOUT", 120))
 
 # --- Evaluation -----------------------------------------------------------------------------------
 EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 200)  # held-out sentences per evaluation

@@ -4,13 +4,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core.jobs import JobRow, Lifecycle
+
 
 class EvaluationQuerySet(models.QuerySet):
     def succeeded(self) -> "EvaluationQuerySet":
         return self.filter(status=Evaluation.Status.SUCCEEDED)
 
 
-class Evaluation(models.Model):
+class Evaluation(JobRow):
     """STA, SIM, FL, chrF and J of one version on a seeded sample of held-out prompts (greedy decoding)."""
 
     class Status(models.TextChoices):
@@ -26,12 +28,8 @@ class Evaluation(models.Model):
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="sta, sim, fl, chrf, j, n")
     meta = models.JSONField(default=dict, blank=True, help_text="Classifier, embedder, fluency mode, versions...")
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = EvaluationQuerySet.as_manager()
 
@@ -63,3 +61,11 @@ class EvaluationOutput(models.Model):
 
     def __str__(self) -> str:
         return self.output[:80]
+
+
+EVALUATION_JOBS = Lifecycle(
+    Evaluation,
+    queue="evaluation",
+    job="evaluation.jobs.evaluate_version",
+    heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
+)

@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import logging
-import traceback as tb
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from annotations.models import Prompt
+from core import jobs
 from core.actions import ActionRefused
-from core import queues
 from training.models import ModelVersion
 
-from .models import Evaluation, EvaluationOutput
+from .models import EVALUATION_JOBS, Evaluation, EvaluationOutput
 
 logger = logging.getLogger(__name__)
 SHOWN_METRICS = ("sta", "sim", "fl", "chrf", "j")
@@ -34,7 +32,7 @@ def queue_evaluation(
         version=version, sample_size=sample_size, seed=settings.EVAL_SEED if seed is None else seed, requested_by=user
     )
     if enqueue:
-        queues.enqueue_on_commit("evaluation", "evaluation.jobs.evaluate_version", evaluation.pk)
+        EVALUATION_JOBS.enqueue_on_commit(evaluation.pk)
     return evaluation
 
 
@@ -66,65 +64,71 @@ def fluency_lm_dir() -> str | None:
 
 def run_evaluation(evaluation_id: int) -> Evaluation:
     """Claim a queued evaluation and run it here; the row records success or the traceback."""
-    from training.ml.evaluate import EvalConfig, evaluate_model
-    from training.ml.generate import Generator
-
-    claimed = Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.QUEUED).update(
-        status=Evaluation.Status.RUNNING, started_at=timezone.now()
-    )
+    jobs.reap_all()
+    claimed = EVALUATION_JOBS.claim(evaluation_id)
     evaluation = Evaluation.objects.select_related("version").get(pk=evaluation_id)
     if not claimed:
         return evaluation
     try:
-        prompts = list(heldout_prompts())
-        config = EvalConfig(
-            sample_size=evaluation.sample_size,
-            seed=evaluation.seed,
-            classifier=settings.EVAL_TOXICITY_CLASSIFIER,
-            max_new_tokens=settings.MAX_NEW_TOKENS,
-        )
-        # A private generator: the process-wide one keeps serving annotation candidates.
-        generator = Generator(evaluation.version.path)
-        report = evaluate_model(
-            evaluation.version.path,
-            [p.text for p in prompts],
-            [p.references for p in prompts],
-            config=config,
-            generator=generator,
-            fluency_lm_dir=fluency_lm_dir(),
-        )
-        del generator
-        by_index = report.meta.pop("sample_indices", [])
-        with transaction.atomic():
-            EvaluationOutput.objects.bulk_create(
-                EvaluationOutput(
-                    evaluation=evaluation,
-                    prompt=prompts[index],
-                    output=row.output,
-                    toxicity=row.toxicity,
-                    sta=row.sta,
-                    sim=row.sim,
-                    fl=row.fl,
-                    chrf=row.chrf,
-                    j=row.j,
-                    fl_flags=row.fl_flags,
-                )
-                for index, row in zip(by_index, report.rows)
-            )
-            Evaluation.objects.filter(pk=evaluation_id).update(
-                status=Evaluation.Status.SUCCEEDED,
-                config=config.as_dict(),
-                metrics=report.metrics,
-                meta=report.meta,
-                finished_at=timezone.now(),
-            )
+        with EVALUATION_JOBS.heartbeat(evaluation_id):
+            _evaluate(evaluation)
     except Exception as exc:  # recorded on the row; versions and annotations are untouched
         logger.exception("evaluation %s failed", evaluation_id)
-        Evaluation.objects.filter(pk=evaluation_id).update(
-            status=Evaluation.Status.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=tb.format_exc(),
-            finished_at=timezone.now(),
-        )
+        EVALUATION_JOBS.fail(evaluation_id, exc)
     return Evaluation.objects.get(pk=evaluation_id)
+
+
+def retry_evaluation(*, evaluation: Evaluation) -> Evaluation:
+    """Queue a failed evaluation again (its worker died, or Redis was down when it was queued)."""
+    if not EVALUATION_JOBS.retry(evaluation.pk):
+        raise ActionRefused(f"Only a failed evaluation can be retried; evaluation {evaluation.pk} is {evaluation.status}.", 409)
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def _evaluate(evaluation: Evaluation) -> None:
+    from training.ml.evaluate import EvalConfig, evaluate_model
+    from training.ml.generate import Generator
+
+    prompts = list(heldout_prompts())
+    config = EvalConfig(
+        sample_size=evaluation.sample_size,
+        seed=evaluation.seed,
+        classifier=settings.EVAL_TOXICITY_CLASSIFIER,
+        max_new_tokens=settings.MAX_NEW_TOKENS,
+    )
+    # A private generator: the process-wide one keeps serving annotation candidates.
+    generator = Generator(evaluation.version.path)
+    report = evaluate_model(
+        evaluation.version.path,
+        [p.text for p in prompts],
+        [p.references for p in prompts],
+        config=config,
+        generator=generator,
+        fluency_lm_dir=fluency_lm_dir(),
+    )
+    del generator
+    by_index = report.meta.pop("sample_indices", [])
+    with transaction.atomic():
+        EvaluationOutput.objects.bulk_create(
+            EvaluationOutput(
+                evaluation=evaluation,
+                prompt=prompts[index],
+                output=row.output,
+                toxicity=row.toxicity,
+                sta=row.sta,
+                sim=row.sim,
+                fl=row.fl,
+                chrf=row.chrf,
+                j=row.j,
+                fl_flags=row.fl_flags,
+            )
+            for index, row in zip(by_index, report.rows)
+        )
+        if not EVALUATION_JOBS.finish(
+            evaluation.pk, config=config.as_dict(), metrics=report.metrics, meta=report.meta
+        ):
+            raise RuntimeError(f"evaluation {evaluation.pk} was reaped while it ran; its outputs are discarded")
 
 
 def latest_evaluation(version: ModelVersion) -> Evaluation | None:

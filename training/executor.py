@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
-import socket
 import time
 import traceback as tb
 from collections.abc import Callable
@@ -20,19 +18,18 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from core import hooks
+from core import hooks, jobs
 from training.ml.checkpoints import read_version_file
 from training.ml.data import read_jsonl
 from training.ml.device import pick_device
-from training.ml.dpo import DPORunConfig, run_dpo
+from training.ml.dpo import DPORunConfig
 from training.ml.runs import ProgressUpdate, TrainingCancelled
-from training.ml.sft import SFTRunConfig, run_sft
+from training.ml.sft import SFTRunConfig
 
-from .models import ModelVersion, TrainingRun
+from .models import TRAINING_JOBS, ModelVersion, TrainingRun
 
 logger = logging.getLogger(__name__)
 CONFIGS = {"sft": SFTRunConfig, "dpo": DPORunConfig}
-RUNNERS = {"sft": run_sft, "dpo": run_dpo}
 LOG_TAIL_LINES = 40
 
 
@@ -95,22 +92,8 @@ class ProgressReporter:
         return self.cancelled
 
 
-def _finish(run_id: int, status: str, **fields: Any) -> None:
-    TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
-
-
-def claim(run_id: int) -> bool:
-    """Move the run QUEUED → RUNNING atomically; False if another worker (or a cancel) got there first."""
-    return bool(
-        TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-            status=TrainingRun.Status.RUNNING,
-            started_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-            worker_pid=os.getpid(),
-            worker_host=socket.gethostname(),
-            device=pick_device().label,
-        )
-    )
+class NoLongerRunning(Exception):
+    """The run was reaped or cancelled while it trained; its checkpoint must not be registered."""
 
 
 def execute_run(run_id: int, *, echo: Callable[[ProgressUpdate], None] | None = None) -> TrainingRun:
@@ -118,62 +101,79 @@ def execute_run(run_id: int, *, echo: Callable[[ProgressUpdate], None] | None = 
 
     Never raises for a training failure: the row records FAILED with the traceback, CANCELLED,
     or SUCCEEDED with ``result_version``. The active version and all annotations are untouched.
+    A heartbeat thread keeps the row alive while the model loads, trains and saves.
     """
-    from .services import reap_dead_runs
-
-    reap_dead_runs()
-    if not claim(run_id):
+    jobs.reap_all()
+    if not TRAINING_JOBS.claim(run_id, device=pick_device().label):
         return TrainingRun.objects.get(pk=run_id)
     run = TrainingRun.objects.select_related("parent").get(pk=run_id)
     output_dir = Path(settings.MODEL_STORE) / run.output_directory
     reporter = ProgressReporter(run_id, echo=echo)
+    with TRAINING_JOBS.heartbeat(run_id):
+        try:
+            result = _train(run, output_dir, reporter)
+        except TrainingCancelled as exc:
+            TRAINING_JOBS.finish(run_id, status=TrainingRun.Status.CANCELLED, error=str(exc))
+            return TrainingRun.objects.get(pk=run_id)
+        except Exception as exc:  # recorded on the row; the worker stays up for the next run
+            logger.exception("training run %s failed", run_id)
+            TRAINING_JOBS.fail(run_id, exc)
+            return TrainingRun.objects.get(pk=run_id)
     try:
-        cfg = build_config(run.kind, run.hyperparameters, parent_dir=run.parent.path, output_dir=output_dir)
-        records = read_jsonl(run.snapshot_path)
-        meta = {
-            "name": run.output_directory,
-            "parent": run.parent.name,
-            "parent_directory": run.parent.directory,
-            "training_run": run.pk,
-            "data_filters": run.data_filters,
-            "data_snapshot": run.data_snapshot,
-        }
-        result = RUNNERS[run.kind](cfg, records, meta=meta, on_progress=reporter, should_cancel=reporter.should_cancel)
-    except TrainingCancelled as exc:
-        _finish(run_id, TrainingRun.Status.CANCELLED, error=str(exc))
-        return TrainingRun.objects.get(pk=run_id)
-    except Exception as exc:  # recorded on the row; the worker stays up for the next run
-        logger.exception("training run %s failed", run_id)
-        _finish(run_id, TrainingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=tb.format_exc())
-        return TrainingRun.objects.get(pk=run_id)
-    try:
-        with transaction.atomic():
-            version = ModelVersion.objects.create(
-                name=run.output_directory,
-                directory=run.output_directory,
-                kind=run.kind,
-                parent=run.parent,
-                source=run.parent.source,
-                hyperparameters=read_version_file(output_dir).get("hyperparameters", {}),
-                metrics=result.metrics,
-                data_snapshot=run.data_snapshot,
-                library_versions=read_version_file(output_dir).get("library_versions", {}),
-                device=result.device,
-                notes=f"Trained by run {run.pk} ({run.kind}) from {run.parent.name}.",
-            )
-            TrainingRun.objects.filter(pk=run_id).update(
-                status=TrainingRun.Status.SUCCEEDED,
-                result_version=version,
-                metrics=result.metrics,
-                device=result.device,
-                step=result.steps,
-                total_steps=result.total_steps,
-                eta_seconds=0,
-                finished_at=timezone.now(),
-            )
-            transaction.on_commit(lambda: hooks.announce(hooks.VERSION_REGISTERED, version_id=version.pk))
+        _register(run, output_dir, result)
     except Exception as exc:
         shutil.rmtree(output_dir, ignore_errors=True)  # nothing half-registered
-        _finish(run_id, TrainingRun.Status.FAILED, error=f"registration failed: {exc}", traceback=tb.format_exc())
+        if not isinstance(exc, NoLongerRunning):
+            TRAINING_JOBS.fail(run_id, f"registration failed: {exc}", traceback=tb.format_exc())
     return TrainingRun.objects.get(pk=run_id)
 
+
+def _train(run: TrainingRun, output_dir: Path, reporter: ProgressReporter) -> Any:
+    from training.ml.dpo import run_dpo
+    from training.ml.sft import run_sft
+
+    cfg = build_config(run.kind, run.hyperparameters, parent_dir=run.parent.path, output_dir=output_dir)
+    records = read_jsonl(run.snapshot_path)
+    meta = {
+        "name": run.output_directory,
+        "parent": run.parent.name,
+        "parent_directory": run.parent.directory,
+        "training_run": run.pk,
+        "data_filters": run.data_filters,
+        "data_snapshot": run.data_snapshot,
+    }
+    runner = {"sft": run_sft, "dpo": run_dpo}[run.kind]
+    return runner(cfg, records, meta=meta, on_progress=reporter, should_cancel=reporter.should_cancel)
+
+
+def _register(run: TrainingRun, output_dir: Path, result: Any) -> ModelVersion:
+    """Register the renamed checkpoint and mark the run SUCCEEDED in one transaction — only if the row
+    is still RUNNING (a reaped or cancelled run never comes back as succeeded)."""
+    meta = read_version_file(output_dir)
+    with transaction.atomic():
+        if not TrainingRun.objects.select_for_update().filter(pk=run.pk, status=TrainingRun.Status.RUNNING).exists():
+            raise NoLongerRunning(f"run {run.pk} is no longer running")
+        version = ModelVersion.objects.create(
+            name=run.output_directory,
+            directory=run.output_directory,
+            kind=run.kind,
+            parent=run.parent,
+            source=run.parent.source,
+            hyperparameters=meta.get("hyperparameters", {}),
+            metrics=result.metrics,
+            data_snapshot=run.data_snapshot,
+            library_versions=meta.get("library_versions", {}),
+            device=result.device,
+            notes=f"Trained by run {run.pk} ({run.kind}) from {run.parent.name}.",
+        )
+        TRAINING_JOBS.finish(
+            run.pk,
+            result_version=version,
+            metrics=result.metrics,
+            device=result.device,
+            step=result.steps,
+            total_steps=result.total_steps,
+            eta_seconds=0,
+        )
+        transaction.on_commit(lambda: hooks.announce(hooks.VERSION_REGISTERED, version_id=version.pk))
+    return version

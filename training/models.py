@@ -6,6 +6,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from core.jobs import JobRow, Lifecycle
+
 
 class ModelVersionQuerySet(models.QuerySet):
     def active(self) -> "ModelVersion | None":
@@ -82,7 +84,7 @@ class TrainingRunQuerySet(models.QuerySet):
         return self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
 
 
-class TrainingRun(models.Model):
+class TrainingRun(JobRow):
     """One SFT or DPO run: its row owns the job's truth (status, progress, error), clients poll it."""
 
     class Kind(models.TextChoices):
@@ -116,17 +118,9 @@ class TrainingRun(models.Model):
     loss_history = models.JSONField(default=list, blank=True, help_text="[[step, loss], ...]")
     metrics = models.JSONField(default=dict, blank=True)
     log_tail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
     device = models.CharField(max_length=50, blank=True)
-    rq_job_id = models.CharField(max_length=100, blank=True)
-    worker_pid = models.IntegerField(null=True, blank=True)
-    worker_host = models.CharField(max_length=255, blank=True)
     cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = TrainingRunQuerySet.as_manager()
 
@@ -158,3 +152,19 @@ class TrainingRun(models.Model):
     def snapshot_path(self) -> Path:
         """The frozen training records, written when the run is started."""
         return Path(settings.MODEL_STORE) / ".runs" / f"run-{self.pk}.jsonl"
+
+
+def _remove_partial_output(run: TrainingRun) -> None:
+    from training.ml.checkpoints import remove_stale_temporaries
+
+    remove_stale_temporaries(Path(settings.MODEL_STORE), prefix=run.output_directory)
+
+
+TRAINING_JOBS = Lifecycle(
+    TrainingRun,
+    queue="training",
+    job="training.jobs.run_training",
+    heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
+    job_timeout=lambda: settings.TRAINING_JOB_TIMEOUT,
+    on_reaped=_remove_partial_output,
+)

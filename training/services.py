@@ -1,11 +1,8 @@
-"""Model-version actions: register the base model, register a trained checkpoint, activate/roll back."""
+"""Model-version and training-run actions: register the base model, activate/roll back, start, cancel, retry and reap runs."""
 from __future__ import annotations
 
-import os
 import re
-import socket
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +10,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core import hooks
 from core.actions import ActionRefused
-from core import hooks, queues
-from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint, read_version_file, remove_stale_temporaries
+from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint
 from training.ml.data import write_jsonl
 
 from . import generation
 from .datasets import DataFilters, dpo_records, sft_records, snapshot_summary
 from .executor import build_config
-from .models import ModelVersion, TrainingRun, VersionActivation
+from .models import TRAINING_JOBS, ModelVersion, TrainingRun, VersionActivation
 
 BUNDLED_NAME = "smollm2-135m-instruct"
 
@@ -56,16 +53,6 @@ def ensure_base_version(*, source: str | None = None, activate_if_none: bool = T
     if activate_if_none and not ModelVersion.objects.filter(is_active=True).exists():
         activate_version(version=version, user=None, reason="first version")
     return version
-
-
-def register_version(
-    *, directory: str, name: str, kind: str, parent: ModelVersion | None, **fields: Any
-) -> ModelVersion:
-    """Register a finished checkpoint directory (already renamed into place) as a new, inactive version."""
-    meta = read_version_file(Path(settings.MODEL_STORE) / directory)
-    fields.setdefault("library_versions", meta.get("library_versions", {}))
-    fields.setdefault("source", parent.source if parent else "")
-    return ModelVersion.objects.create(directory=directory, name=name, kind=kind, parent=parent, **fields)
 
 
 def activate_version(*, version: ModelVersion, user=None, reason: str = "", override: bool = False) -> VersionActivation:
@@ -109,10 +96,6 @@ def start_training_run(
     Invalid hyperparameters, unknown filters or an empty dataset are refused (``ActionRefused``)
     before anything is written or queued.
     """
-
-
-
-
     if kind not in TrainingRun.Kind.values:
         raise ActionRefused(f"Unknown training kind {kind!r}; use sft or dpo.")
     hyperparameters = {k: v for k, v in (hyperparameters or {}).items() if v is not None}
@@ -140,19 +123,13 @@ def start_training_run(
         run.snapshot_path.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(run.snapshot_path, records)
         if enqueue:
-            job_id = f"training-run-{run.pk}"
-            TrainingRun.objects.filter(pk=run.pk).update(rq_job_id=job_id)
-            queues.enqueue_on_commit(
-                "training", "training.jobs.run_training", run.pk, job_id=job_id, job_timeout=settings.TRAINING_JOB_TIMEOUT
-            )
+            TRAINING_JOBS.enqueue_on_commit(run.pk)
     run.refresh_from_db()
     return run
 
 
 def cancel_training_run(*, run: TrainingRun, user=None) -> TrainingRun:
     """Cancel a queued run at once, or ask a running one to stop at its next step."""
-
-
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if locked.is_finished:
@@ -165,41 +142,19 @@ def cancel_training_run(*, run: TrainingRun, user=None) -> TrainingRun:
     return locked
 
 
-def _process_alive(pid: int) -> bool:
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_runs() -> list[int]:
     """Mark RUNNING runs whose worker died (SIGKILL, OOM, reboot) as FAILED and remove partial output.
 
-    A run is dead when its worker process on this host is gone, or when its heartbeat is older
-    than ``TRAINING_HEARTBEAT_TIMEOUT``. Dead runs are never re-run.
+    A run is dead when its worker process on this host is gone, or when its heartbeat (sent from a
+    thread every few seconds, also while loading and saving) is older than ``JOB_HEARTBEAT_TIMEOUT``.
+    Dead runs are never re-run by the reaper; staff may retry them.
     """
+    return TRAINING_JOBS.reap()
 
 
-
-
-    host = socket.gethostname()
-    stale_before = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
-    reaped = []
-    for run in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING):
-        same_host_dead = run.worker_host == host and run.worker_pid and not _process_alive(run.worker_pid)
-        silent = run.heartbeat_at is not None and run.heartbeat_at < stale_before
-        if not (same_host_dead or silent):
-            continue
-        updated = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
-            status=TrainingRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error="The worker running this run died (killed or crashed); partial output was removed.",
-        )
-        if updated:
-            remove_stale_temporaries(Path(settings.MODEL_STORE), prefix=run.output_directory)
-            reaped.append(run.pk)
-    return reaped
+def retry_training_run(*, run: TrainingRun, user=None) -> TrainingRun:
+    """Queue a failed run again on the same frozen data (e.g. after its worker died or Redis was down)."""
+    if not TRAINING_JOBS.retry(run.pk):
+        raise ActionRefused(f"Only a failed run can be retried; run {run.pk} is {run.status}.", 409)
+    run.refresh_from_db()
+    return run
