@@ -16,22 +16,28 @@ from .models import AnnotationItem, Assignment, Judgement, ModelVersionRef, Prom
 
 
 
-def items_with_capacity(version: ModelVersionRef) -> QuerySet[AnnotationItem]:
-    """Items of ``version`` still needing judgements, counting live (unexpired, unjudged) assignments."""
+def with_open_slots(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]:
+    """``items`` that still need judgements, counting live (unexpired, unjudged) assignments as taken.
+
+    The one capacity rule for every kind of item: best-of-N annotation and arena matches alike.
+    """
     cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
-    return (
+    return items.alias(
+        done=Count("judgements", filter=~Q(judgements__kind="skip"), distinct=True),
+        reserved=Count(
+            "assignments",
+            filter=Q(assignments__judgement__isnull=True, assignments__shown_at__gte=cutoff),
+            distinct=True,
+        ),
+    ).filter(judgements_needed__gt=F("done") + F("reserved"))
+
+
+def items_with_capacity(version: ModelVersionRef) -> QuerySet[AnnotationItem]:
+    """Best-of-N items of ``version`` still needing judgements (gold and held-out items never count)."""
+    return with_open_slots(
         AnnotationItem.objects.filter(
             model_version=version, kind=AnnotationItem.Kind.BEST_OF_N, gold_candidate__isnull=True, prompt__is_heldout=False
         )
-        .alias(
-            done=Count("judgements", filter=~Q(judgements__kind="skip"), distinct=True),
-            reserved=Count(
-                "assignments",
-                filter=Q(assignments__judgement__isnull=True, assignments__shown_at__gte=cutoff),
-                distinct=True,
-            ),
-        )
-        .filter(judgements_needed__gt=F("done") + F("reserved"))
     )
 
 

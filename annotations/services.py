@@ -6,10 +6,12 @@ it is raised.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import hooks
@@ -54,16 +56,25 @@ def next_assignment(*, user) -> Assignment | None:
             gold = pool.gold_items_for_user(user).order_by("?").first()
             if gold is not None:
                 return assign(user=user, item=gold)
-        for item_id in pool.serving_order(pool.items_for_user(user, version)).values_list("id", flat=True)[:20]:
-            with transaction.atomic():
-                # Lock the item so two users racing for its last slot cannot both take it.
-                item = AnnotationItem.objects.select_for_update(skip_locked=True).filter(id=item_id).first()
-                if item is None or not pool.items_for_user(user, version).filter(id=item_id).exists():
-                    continue
-                return assign(user=user, item=item)
-        return None
+        return assign_first_open(user=user, open_items=pool.items_for_user(user, version), order=pool.serving_order)
     finally:
         hooks.announce(hooks.POOL_LOW, version=version)
+
+
+def assign_first_open(
+    *, user, open_items: QuerySet[AnnotationItem], order: Callable[[QuerySet[AnnotationItem]], QuerySet[AnnotationItem]]
+) -> Assignment | None:
+    """Assign ``user`` the first of ``open_items`` in ``order`` that is still open once locked; None if none.
+
+    The one serving path for best-of-N items and arena matches: each candidate item is locked and
+    re-checked, so two users racing for an item's last slot cannot both take it.
+    """
+    for item_id in order(open_items).values_list("id", flat=True)[:20]:
+        with transaction.atomic():
+            item = AnnotationItem.objects.select_for_update(skip_locked=True).filter(id=item_id).first()
+            if item is not None and open_items.filter(id=item_id).exists():
+                return assign(user=user, item=item)
+    return None
 
 
 def assign(*, user, item: AnnotationItem) -> Assignment:

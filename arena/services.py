@@ -11,17 +11,17 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
 from itertools import combinations, islice
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, Prompt, normalise_text
-from annotations.services import assign, open_assignment
+from annotations.pool import with_open_slots
+from annotations.services import assign_first_open, open_assignment
 from core import jobs
 from core.actions import ActionRefused
 from training.generation import annotation_decoding
@@ -220,18 +220,10 @@ def _create_match(comparison: Comparison, prompt: Prompt, sides: list, decoding:
 
 def open_matches(comparison: Comparison | None = None) -> QuerySet[AnnotationItem]:
     """Matches of open comparisons still needing judgements, counting live (unexpired) assignments."""
-    cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
     items = AnnotationItem.objects.filter(kind=ARENA, comparison__is_open=True, prompt__is_heldout=False)
     if comparison is not None:
         items = items.filter(comparison=comparison)
-    return items.alias(
-        done=Count("judgements", filter=~Q(judgements__kind=Judgement.Kind.SKIP), distinct=True),
-        reserved=Count(
-            "assignments",
-            filter=Q(assignments__judgement__isnull=True, assignments__shown_at__gte=cutoff),
-            distinct=True,
-        ),
-    ).filter(judgements_needed__gt=F("done") + F("reserved"))
+    return with_open_slots(items)
 
 
 def matches_for_user(user, comparison: Comparison | None = None) -> QuerySet[AnnotationItem]:
@@ -246,14 +238,7 @@ def next_match(*, user, comparison: Comparison | None = None) -> Assignment | No
     if current is not None and current.item.comparison.is_open:
         if comparison is None or current.item.comparison_id == comparison.pk:
             return current
-    for item_id in matches_for_user(user, comparison).order_by("?").values_list("id", flat=True)[:20]:
-        with transaction.atomic():
-            # Lock the match so two users racing for its last slot cannot both take it.
-            item = AnnotationItem.objects.select_for_update(skip_locked=True).filter(id=item_id).first()
-            if item is None or not matches_for_user(user, comparison).filter(id=item_id).exists():
-                continue
-            return assign(user=user, item=item)
-    return None
+    return assign_first_open(user=user, open_items=matches_for_user(user, comparison), order=lambda items: items.order_by("?"))
 
 
 def is_generating(comparison: Comparison | None = None) -> bool:

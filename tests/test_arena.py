@@ -395,7 +395,7 @@ def test_ambiguous_or_own_rewrite_answers_are_refused(api, annotator, comparison
 def test_arena_page_for_everyone_and_comparisons_page_for_reviewers_and_staff(client, annotator, reviewer, staff, comparison):
     client.force_login(annotator)
     page = client.get("/arena/").content.decode()
-    assert "Which rewrite is better?" in page and "js/arena.js" in page and 'href="/arena/"' in page
+    assert "Which rewrite is better?" in page and "js/judge.js" in page and 'href="/arena/"' in page
     assert client.get("/arena/comparisons/").status_code == 403
     assert client.get(f"/arena/comparisons/{comparison.pk}/").status_code == 403
     client.force_login(reviewer)

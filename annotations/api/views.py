@@ -7,6 +7,7 @@ from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from core.actions import ActionRefused, Refused, run_action
@@ -33,6 +34,25 @@ def next_item_payload(user) -> dict:
     return {"status": state, "message": message, "assignment": assignment, "saved_choices": saved, "pool_ready": ready}
 
 
+def judge(request, submit_serializer: type[Serializer], response_serializer: type[Serializer]) -> Response:
+    """The one submit path for best-of-N and arena: validate the body, save the verdict with
+    ``submit_judgement`` (choices by candidate id only), 201 for a new judgement, 200 for a repeat."""
+    data = submit_serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    v = data.validated_data
+    judgement, created = run_action(
+        services.submit_judgement,
+        user=request.user,
+        assignment_id=v["assignment"],
+        candidate_id=v.get("candidate"),
+        own_rewrite=v.get("own_rewrite", ""),
+        tie=v.get("tie", False),
+        skip_reason=v.get("skip_reason", ""),
+        time_spent_ms=v.get("time_spent_ms"),
+    )
+    return Response(response_serializer(judgement).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
 class NextItemView(APIView):
     @extend_schema(responses=s.NextItemSerializer, summary="Get the next item to annotate (or why none is ready)")
     def get(self, request):
@@ -57,21 +77,7 @@ class JudgementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         summary="Submit a judgement: a candidate id, your own rewrite, or a skip reason",
     )
     def create(self, request):
-        data = s.JudgementSubmitSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        judgement, created = run_action(
-            services.submit_judgement,
-            user=request.user,
-            assignment_id=v["assignment"],
-            candidate_id=v.get("candidate"),
-            own_rewrite=v.get("own_rewrite", ""),
-            skip_reason=v.get("skip_reason", ""),
-            time_spent_ms=v.get("time_spent_ms"),
-        )
-        return Response(
-            s.JudgementSerializer(judgement).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return judge(request, s.JudgementSubmitSerializer, s.JudgementSerializer)
 
 
 class PairViewSet(viewsets.ReadOnlyModelViewSet):

@@ -14,9 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import services as annotation_services
-from core.actions import run_action
+from annotations.api.views import judge
 from annotations.models import AnnotationItem, Judgement
+from core.actions import run_action
 from core.roles import IsReviewer, IsStaff
 
 from .. import services
@@ -120,18 +120,4 @@ class ArenaJudgementView(APIView):
         summary="Judge a match: the better side's candidate id, tie, or a skip reason",
     )
     def post(self, request):
-        data = s.ArenaJudgementSubmitSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        judgement, created = run_action(
-            annotation_services.submit_judgement,
-            user=request.user,
-            assignment_id=v["assignment"],
-            candidate_id=v.get("candidate"),
-            tie=v["tie"],
-            skip_reason=v.get("skip_reason", ""),
-            time_spent_ms=v.get("time_spent_ms"),
-        )
-        return Response(
-            s.ArenaJudgementSerializer(judgement).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return judge(request, s.ArenaJudgementSubmitSerializer, s.ArenaJudgementSerializer)

@@ -1,0 +1,101 @@
+// One page controller for judging candidates: best-of-N annotation and the blind A/B arena (its
+// two-candidate case). It fetches the next assignment from the API, shows the candidates in the
+// order the server recorded, and submits a choice by candidate id — or a tie, an own rewrite, a skip.
+// The page configures it with data attributes on the [data-judge] element: next-url, submit-url,
+// count-field (which payload count to show), comparison (arena only). Optional controls (#tie,
+// #none-box with #own-form) exist only on the pages that offer them.
+(function () {
+  "use strict";
+  const root = document.querySelector("[data-judge]");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const api = window.detoxApi;
+  const cfg = root.dataset;
+  let current = null;
+  let busy = false;
+  let pollTimer = null;
+
+  function setStatus(text) { $("status").textContent = text; $("status").hidden = !text; }
+
+  function candidateButton(candidate) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = $("candidates").tagName === "OL" ? "candidate" : "side";
+    button.dataset.id = candidate.id;
+    button.innerHTML = "<kbd></kbd> <span></span>";
+    button.querySelector("kbd").textContent = candidate.position;
+    button.querySelector("span").textContent = candidate.text || "(empty output)";
+    button.addEventListener("click", () => submit({ candidate: candidate.id }));
+    if (button.className === "side") return button;
+    const li = document.createElement("li");
+    li.appendChild(button);
+    return li;
+  }
+
+  function render(payload) {
+    $("done-count").textContent = payload[cfg.countField];
+    current = payload.assignment;
+    if (!current) {
+      $("item").hidden = true;
+      setStatus(payload.message + (payload.status === "generating" ? " ⏳" : ""));
+      if (payload.status === "generating") { pollTimer = setTimeout(loadNext, 2000); }
+      return;
+    }
+    setStatus("");
+    $("item").hidden = false;
+    $("error").textContent = "";
+    if ($("model-version")) $("model-version").textContent = current.model_version ? "model: " + current.model_version : "";
+    $("prompt").textContent = current.prompt;
+    $("prompt").classList.toggle("blurred", $("blur-toggle").checked);
+    $("candidates").replaceChildren(...current.candidates.map(candidateButton));
+    if ($("n-keys")) $("n-keys").textContent = current.candidates.length;
+    if ($("none-box")) { $("own-rewrite").value = ""; $("none-box").open = false; }
+  }
+
+  async function loadNext() {
+    clearTimeout(pollTimer);
+    const url = cfg.nextUrl + (cfg.comparison ? "?comparison=" + encodeURIComponent(cfg.comparison) : "");
+    try { render(await api(url)); }
+    catch (e) { setStatus("Could not load the next item: " + e.message); pollTimer = setTimeout(loadNext, 5000); }
+  }
+
+  async function submit(fields) {
+    if (!current || busy) return;
+    busy = true;
+    try {
+      await api(cfg.submitUrl, { method: "POST", body: JSON.stringify(Object.assign({ assignment: current.id }, fields)) });
+      await loadNext();
+    } catch (e) {
+      $("error").textContent = e.message;
+    } finally { busy = false; }
+  }
+
+  function candidateForKey(key) {
+    const n = parseInt(key, 10);
+    if (n >= 1 && n <= current.candidates.length) return current.candidates[n - 1];
+    return current.candidates.find((c) => String(c.position).toLowerCase() === key);
+  }
+
+  if ($("own-form")) {
+    $("own-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const text = $("own-rewrite").value.trim();
+      if (!text) { $("error").textContent = "Write your own rewrite when none of the candidates is acceptable."; return; }
+      submit({ own_rewrite: text });
+    });
+  }
+  if ($("tie")) $("tie").addEventListener("click", () => submit({ tie: true }));
+  $("skip-form").addEventListener("submit", (ev) => { ev.preventDefault(); submit({ skip_reason: $("skip-reason").value }); });
+  $("blur-toggle").addEventListener("change", () => $("prompt").classList.toggle("blurred", $("blur-toggle").checked));
+  $("prompt").addEventListener("click", () => $("prompt").classList.remove("blurred"));
+  document.addEventListener("keydown", (ev) => {
+    if (!current || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (["TEXTAREA", "INPUT", "SELECT"].includes(document.activeElement.tagName)) return;
+    const key = ev.key.toLowerCase();
+    const candidate = candidateForKey(key);
+    if (candidate) { submit({ candidate: candidate.id }); }
+    else if ($("tie") && (key === "t" || key === "0")) { submit({ tie: true }); }
+    else if ($("none-box") && key === "0") { $("none-box").open = true; $("own-rewrite").focus(); ev.preventDefault(); }
+  });
+  loadNext();
+})();
