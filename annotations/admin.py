@@ -106,6 +106,13 @@ class PreferencePairAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # user work is never deleted; reject it instead
 
+    def save_model(self, request, obj, form, change) -> None:
+        """An edited flag note goes through the review service, so it is recorded as a review event."""
+        if change and "flag_note" in form.changed_data:
+            review.review_pairs(reviewer=request.user, pairs=[obj], action="flag", note=obj.flag_note)
+        elif not change:
+            super().save_model(request, obj, form, change)
+
 
 @admin.register(ReviewEvent)
 class ReviewEventAdmin(admin.ModelAdmin):

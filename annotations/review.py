@@ -72,10 +72,6 @@ def reject_pairs(*, reviewer, pairs) -> int:
     return review_pairs(reviewer=reviewer, pairs=pairs, action="reject")
 
 
-def flag_pairs(*, reviewer, pairs, note: str = "") -> int:
-    return review_pairs(reviewer=reviewer, pairs=pairs, action="flag", note=note)
-
-
 def _swap(pair: PreferencePair, reviewer) -> PreferencePair:
     pair.chosen_candidate, pair.rejected_candidate = pair.rejected_candidate, pair.chosen_candidate
     return _apply(

@@ -117,3 +117,15 @@ def test_admin_bulk_action_approves(staff, pairs):
     assert PreferencePair.objects.approved().count() == 5
     assert ReviewEvent.objects.filter(user=staff, action="approve").count() == 5
     assert client.get(f"/admin/annotations/preferencepair/{pairs[0].id}/change/").status_code == 200
+
+
+def test_admin_flag_note_edit_is_recorded_as_a_review_event(staff, pairs):
+    client = Client()
+    client.force_login(staff)
+    inline = {"events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0", "events-MIN_NUM_FORMS": "0", "events-MAX_NUM_FORMS": "0"}
+    response = client.post(f"/admin/annotations/preferencepair/{pairs[0].id}/change/", {"flag_note": "check meaning", **inline})
+    assert response.status_code == 302
+    pairs[0].refresh_from_db()
+    assert pairs[0].flagged and pairs[0].flag_note == "check meaning"
+    event = ReviewEvent.objects.get(pair=pairs[0], action="flag")
+    assert event.user == staff and event.after["flag_note"] == "check meaning"
