@@ -1,11 +1,15 @@
 """Detox Studio settings: every knob comes from the environment, with defaults that make a fresh
-clone work offline (SQLite file, local Redis, the bundled model, a model store under ``var/``)."""
+clone work offline (SQLite file, local Redis, the bundled model, a model store under ``var/``).
+
+``DJANGO_ENV=production`` requires ``SECRET_KEY`` and turns on HTTPS-only cookies, HSTS and the SSL
+redirect (each can still be set on its own); ``DEBUG`` is off unless ``DEBUG=1`` is set."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DETOX_VAR_DIR", BASE_DIR / "var"))
@@ -19,9 +23,48 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+def env_list(name: str, default: str = "") -> list[str]:
+    return [value.strip() for value in os.environ.get(name, default).split(",") if value.strip()]
+
+
+def local_secret_key(path: Path) -> str:
+    """The key generated once for this checkout (mode 0600), so sessions survive restarts locally."""
+    from django.core.management.utils import get_random_secret_key
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(get_random_secret_key())
+    return path.read_text().strip()
+
+
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "development")
+PRODUCTION = DJANGO_ENV == "production"
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: DJANGO_ENV=production needs a long random SECRET_KEY in the environment "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")  # e.g. https://detox.example.org
+
+# HTTPS: on by default in production, each switch overridable. Behind a TLS-terminating proxy that
+# sets (and overwrites) X-Forwarded-Proto; set SECURE_PROXY_SSL_HEADER= (empty) if there is none.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO" if PRODUCTION else "")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
