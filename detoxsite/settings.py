@@ -135,6 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "core.auth.RevokeTokensOnPasswordChange"},  # not a rule: deletes API tokens on a new password
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -152,6 +153,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Jobs -----------------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Shared by every web process (login throttling must count across gunicorn workers).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": "detox-cache",
+    }
+}
 RQ_QUEUES = {
     "generation": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
@@ -186,10 +195,12 @@ QUALITY_POSITION_BIAS_P = float(os.environ.get("QUALITY_POSITION_BIAS_P", 0.001)
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: an anonymous API request gets 401 with ``WWW-Authenticate: Token`` (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "core.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE_RATE", "10/minute")},
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -199,6 +210,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# Sign-in attempts per client address, for the token endpoint and the login page together.
+LOGIN_THROTTLE_RATE = REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"]
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 30)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Detox Studio API",
     "DESCRIPTION": "Annotate, review and train text-detoxification models.",

@@ -66,3 +66,56 @@ def test_static_files_are_served_with_debug_off(settings):
     assert settings.DEBUG is False
     response = Client().get("/static/js/annotate.js")
     assert response.status_code == 200
+
+
+# --- 2. throttled sign-in, expiring tokens -----------------------------------------------------------
+
+
+def test_token_endpoint_is_throttled_with_a_clear_message(settings, annotator):
+    settings.LOGIN_THROTTLE_RATE = "3/minute"
+    client = Client()
+    for _ in range(3):
+        assert client.post("/api/auth/token/", {"username": "ann", "password": "wrong"}).status_code == 400
+    refused = client.post("/api/auth/token/", {"username": "ann", "password": "pw-for-tests-1"})
+    assert refused.status_code == 429
+    assert refused.json()["detail"].startswith("Too many sign-in attempts from your address; try again in")
+
+
+def test_login_page_shares_the_limit_and_never_checks_the_password_past_it(settings, annotator):
+    settings.LOGIN_THROTTLE_RATE = "3/minute"
+    client = Client()
+    for _ in range(2):
+        assert client.post("/api/auth/token/", {"username": "ann", "password": "wrong"}).status_code == 400
+    assert client.post("/accounts/login/", {"username": "ann", "password": "wrong"}).status_code == 200
+    refused = client.post("/accounts/login/", {"username": "ann", "password": "pw-for-tests-1"})
+    assert refused.status_code == 429
+    assert "Too many sign-in attempts from your address" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert client.get("/accounts/login/").status_code == 200  # showing the page is not an attempt
+
+
+def test_expired_token_is_refused_and_a_new_one_issued(settings, annotator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    token = Client().post("/api/auth/token/", {"username": "ann", "password": "pw-for-tests-1"}).json()["token"]
+    Token.objects.filter(key=token).update(created=timezone.now() - timedelta(days=settings.API_TOKEN_TTL_DAYS + 1))
+    expired = Client(HTTP_AUTHORIZATION=f"Token {token}").get("/api/me/")
+    assert expired.status_code == 401 and expired.json()["detail"] == "Token expired; request a new one."
+    fresh = Client().post("/api/auth/token/", {"username": "ann", "password": "pw-for-tests-1"}).json()["token"]
+    assert fresh != token
+    assert Client(HTTP_AUTHORIZATION=f"Token {fresh}").get("/api/me/").status_code == 200
+
+
+def test_changing_the_password_revokes_api_tokens(annotator):
+    token = Client().post("/api/auth/token/", {"username": "ann", "password": "pw-for-tests-1"}).json()["token"]
+    web = Client()
+    web.force_login(annotator)
+    changed = web.post(
+        "/accounts/password_change/",
+        {"old_password": "pw-for-tests-1", "new_password1": "An0ther-long-pass", "new_password2": "An0ther-long-pass"},
+    )
+    assert changed.status_code == 302
+    assert Client(HTTP_AUTHORIZATION=f"Token {token}").get("/api/me/").status_code == 401
