@@ -119,3 +119,54 @@ def test_changing_the_password_revokes_api_tokens(annotator):
     )
     assert changed.status_code == 302
     assert Client(HTTP_AUTHORIZATION=f"Token {token}").get("/api/me/").status_code == 401
+
+
+# --- 3. access ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role, status", [("annotator", 403), ("reviewer", 403), ("admin", 200)])
+def test_only_staff_read_model_versions(api, make_user, tiny_version, role, status):
+    client = api(make_user("someone", role))
+    assert client.get("/api/versions/").status_code == status
+    assert client.get(f"/api/versions/{tiny_version.pk}/").status_code == status
+
+
+@pytest.fixture
+def own_pair(make_user, filled_pool):
+    """A pending pair from a judgement by the reviewer ``rev`` themself."""
+    from annotations import services
+
+    reviewer = make_user("rev", "reviewer")
+    assignment = services.next_assignment(user=reviewer)
+    judgement, _ = services.submit_judgement(
+        user=reviewer, assignment_id=assignment.pk, candidate_id=assignment.candidate_order[0]
+    )
+    return reviewer, judgement.pairs.first()
+
+
+@pytest.mark.parametrize(
+    "action, body",
+    [("approve", None), ("reject", None), ("swap", None), ("edit", {"chosen_text": "Please be nicer."})],
+)
+def test_reviewer_cannot_review_own_pairs(api, own_pair, action, body):
+    from annotations.models import PreferencePair, ReviewEvent
+
+    reviewer, pair = own_pair
+    response = api(reviewer).post(f"/api/pairs/{pair.pk}/{action}/", body, format="json")
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        f"You cannot {action} your own pairs ({pair.pk}); another reviewer must review them."
+    )
+    bulk = api(reviewer).post("/api/pairs/bulk/", {"ids": [pair.pk], "action": "approve"}, format="json")
+    assert bulk.status_code == 403
+    assert PreferencePair.objects.get(pk=pair.pk).status == "pending" and not ReviewEvent.objects.exists()
+
+
+def test_staff_may_review_their_own_pairs(api, make_user, filled_pool):
+    from annotations import services
+
+    boss = make_user("boss", "admin")
+    assignment = services.next_assignment(user=boss)
+    judgement, _ = services.submit_judgement(user=boss, assignment_id=assignment.pk, candidate_id=assignment.candidate_order[0])
+    pair = judgement.pairs.first()
+    assert api(boss).post(f"/api/pairs/{pair.pk}/approve/").json()["status"] == "approved"
