@@ -170,3 +170,59 @@ def test_staff_may_review_their_own_pairs(api, make_user, filled_pool):
     judgement, _ = services.submit_judgement(user=boss, assignment_id=assignment.pk, candidate_id=assignment.candidate_order[0])
     pair = judgement.pairs.first()
     assert api(boss).post(f"/api/pairs/{pair.pk}/approve/").json()["status"] == "approved"
+
+
+# --- 4. the annotate payload does not make gold items recognisable ------------------------------------
+
+
+def test_annotate_payload_serves_only_assignment_and_candidate_ids(api, annotator, filled_pool):
+    shown = api(annotator).get("/api/annotate/next/").json()["assignment"]
+    assert set(shown) == {"id", "prompt", "candidates", "shown_at"}
+    assert all(set(candidate) == {"id", "text", "position"} for candidate in shown["candidates"])
+    page = Client()
+    page.force_login(annotator)
+    assert "model-version" not in page.get("/annotate/").content.decode()
+
+
+# --- 8. expired reservations ---------------------------------------------------------------------------
+
+
+def _expire(assignment, settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotations.models import Assignment
+
+    shown_at = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES + 1)
+    Assignment.objects.filter(pk=assignment.pk).update(shown_at=shown_at)
+
+
+def test_judgement_on_an_expired_item_given_to_someone_else_is_refused(api, make_user, filled_pool, settings):
+    from annotations import services
+    from annotations.models import Judgement
+
+    slow, quick = make_user("slow"), make_user("quick")
+    first = services.next_assignment(user=slow)
+    _expire(first, settings)
+    services.assign(user=quick, item=first.item)  # the pool handed the freed slot on
+    response = api(slow).post(
+        "/api/judgements/", {"assignment": first.pk, "candidate": first.candidate_order[0]}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"] == "This item expired and was given to another annotator; here is a new one."
+    assert api(slow).get("/api/annotate/next/").json()["assignment"]["id"] != first.pk
+    taken = quick.assignments.get()
+    services.submit_judgement(user=quick, assignment_id=taken.pk, candidate_id=taken.candidate_order[0])
+    assert Judgement.objects.filter(item=first.item).count() == first.item.judgements_needed == 1
+
+
+def test_judgement_on_an_expired_item_nobody_took_is_still_saved(api, annotator, filled_pool, settings):
+    from annotations import services
+
+    first = services.next_assignment(user=annotator)
+    _expire(first, settings)
+    response = api(annotator).post(
+        "/api/judgements/", {"assignment": first.pk, "candidate": first.candidate_order[0]}, format="json"
+    )
+    assert response.status_code == 201

@@ -61,6 +61,7 @@ class ComparisonViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def results(self, request, pk=None):
         comparison = self.get_object()
+        run_action(services.check_results_visible, user=request.user, comparison=comparison)
         return Response(s.ResultsSerializer(results_payload(comparison)).data)
 
 
@@ -130,7 +131,6 @@ class ArenaJudgementView(APIView):
             candidate_id=v.get("candidate"),
             tie=v["tie"],
             skip_reason=v.get("skip_reason", ""),
-            time_spent_ms=v.get("time_spent_ms"),
         )
         return Response(
             s.ArenaJudgementSerializer(judgement).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK

@@ -5,7 +5,6 @@
   if (!root) return;
   const $ = (id) => document.getElementById(id);
   let current = null;
-  let shownAt = 0;
   let busy = false;
   let pollTimer = null;
 
@@ -25,7 +24,6 @@
     setStatus("");
     $("item").hidden = false;
     $("error").textContent = "";
-    $("model-version").textContent = "model: " + current.model_version;
     $("prompt").textContent = current.prompt;
     $("prompt").classList.toggle("blurred", $("blur-toggle").checked);
     const list = $("candidates");
@@ -46,7 +44,6 @@
     $("n-keys").textContent = current.candidates.length;
     $("own-rewrite").value = "";
     $("none-box").open = false;
-    shownAt = performance.now();
   }
 
   async function loadNext() {
@@ -58,11 +55,13 @@
   async function submit(fields) {
     if (!current || busy) return;
     busy = true;
-    const body = Object.assign({ assignment: current.id, time_spent_ms: Math.round(performance.now() - shownAt) }, fields);
+    const body = Object.assign({ assignment: current.id }, fields);  // the server times the answer
     try {
       await api(root.dataset.submitUrl, { method: "POST", body: JSON.stringify(body) });
       await loadNext();
     } catch (e) {
+      // 409: the item expired and went to someone else (or the comparison closed): show the next one.
+      if (e.status === 409) { await loadNext(); }
       $("error").textContent = e.message;
     } finally { busy = false; }
   }

@@ -6,7 +6,6 @@
   const $ = (id) => document.getElementById(id);
   const sides = { A: $("side-a"), B: $("side-b") };
   let current = null;
-  let shownAt = 0;
   let busy = false;
   let pollTimer = null;
 
@@ -32,7 +31,6 @@
       sides[c.position].querySelector("span").textContent = c.text || "(empty output)";
       sides[c.position].dataset.id = c.id;
     });
-    shownAt = performance.now();
   }
 
   async function loadNext() {
@@ -45,11 +43,13 @@
   async function submit(fields) {
     if (!current || busy) return;
     busy = true;
-    const body = Object.assign({ assignment: current.id, time_spent_ms: Math.round(performance.now() - shownAt) }, fields);
+    const body = Object.assign({ assignment: current.id }, fields);  // the server times the answer
     try {
       await api(root.dataset.submitUrl, { method: "POST", body: JSON.stringify(body) });
       await loadNext();
     } catch (e) {
+      // 409: the item expired and went to someone else (or the comparison closed): show the next one.
+      if (e.status === 409) { await loadNext(); }
       $("error").textContent = e.message;
     } finally { busy = false; }
   }
