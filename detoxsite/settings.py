@@ -194,6 +194,7 @@ QUALITY_MIN_ANSWERS = env_int("QUALITY_MIN_ANSWERS", 3)  # answers (gold ones fo
 QUALITY_POSITION_BIAS_P = float(os.environ.get("QUALITY_POSITION_BIAS_P", 0.001))  # chi-square p below: position bias
 
 # --- API ------------------------------------------------------------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # bytes of a request body
 REST_FRAMEWORK = {
     # Token first: an anonymous API request gets 401 with ``WWW-Authenticate: Token`` (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -202,6 +203,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE_RATE", "10/minute")},
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",  # adds 413 for bodies past DATA_UPLOAD_MAX_MEMORY_SIZE
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -238,7 +240,13 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A refused request (4xx) is one line (method, path, status, user), not a traceback.
+    "filters": {"one_line_4xx": {"()": "core.request_log.OneLineClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
+    "loggers": {
+        "django.request": {"filters": ["one_line_4xx"]},
+        "django.security": {"filters": ["one_line_4xx"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 WHITENOISE_USE_FINDERS = True  # serve app and sidecar static files without a collect step in dev

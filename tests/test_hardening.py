@@ -226,3 +226,36 @@ def test_judgement_on_an_expired_item_nobody_took_is_still_saved(api, annotator,
         "/api/judgements/", {"assignment": first.pk, "candidate": first.candidate_order[0]}, format="json"
     )
     assert response.status_code == 201
+
+
+# --- 5. request limits and pagination -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_oversized_request_bodies_get_413(api, annotator, settings, content_type):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"assignment": 1, "own_rewrite": "%s"}' % ("x" * 2000) if "json" in content_type else "own_rewrite=" + "x" * 2000
+    response = api(annotator).post("/api/judgements/", body, content_type=content_type)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The request body is larger than the limit of 1000 bytes; send less data."
+    token = Client().post("/api/auth/token/", '{"username": "%s"}' % ("x" * 2000), content_type="application/json")
+    assert token.status_code == 413
+
+
+def test_quality_reports_and_gold_list_are_paginated(api, reviewer, make_user, filled_pool, monkeypatch):
+    from rest_framework.pagination import PageNumberPagination
+
+    from annotations import services
+
+    monkeypatch.setattr(PageNumberPagination, "page_size", 2)
+    for n in range(3):
+        user = make_user(f"worker{n}")
+        assignment = services.next_assignment(user=user)
+        services.submit_judgement(user=user, assignment_id=assignment.pk, candidate_id=assignment.candidate_order[0])
+    client = api(reviewer)
+    first = client.get("/api/quality/annotators/").json()
+    assert first["count"] == 3 and len(first["results"]) == 2 and first["next"] and "overall" in first
+    second = client.get(first["next"]).json()
+    assert len(second["results"]) == 1 and second["previous"]
+    assert set(client.get("/api/quality/versions/").json()) >= {"count", "next", "previous", "overall", "results"}
+    assert set(client.get("/api/quality/gold/").json()) == {"count", "next", "previous", "results"}
