@@ -259,3 +259,50 @@ def test_quality_reports_and_gold_list_are_paginated(api, reviewer, make_user, f
     assert len(second["results"]) == 1 and second["previous"]
     assert set(client.get("/api/quality/versions/").json()) >= {"count", "next", "previous", "overall", "results"}
     assert set(client.get("/api/quality/gold/").json()) == {"count", "next", "previous", "results"}
+
+
+# --- 9. one log line per refused request --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [("/api/versions/", 403), ("/review/", 403), ("/no-such-page/", 404), ("/api/pairs/999999/", 403)],
+)
+def test_refused_requests_log_one_line_without_traceback(caplog, annotator, path, status):
+    import logging
+
+    client = Client()
+    client.force_login(annotator)
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        assert client.get(path).status_code == status
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert len(records) == 1
+    assert records[0].getMessage() == f"GET {path} {status} user=ann"
+    assert records[0].exc_info is None
+
+
+def test_anonymous_and_throttled_requests_log_one_line(caplog, settings, db):
+    import logging
+
+    settings.LOGIN_THROTTLE_RATE = "1/minute"
+    client = Client()
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        assert client.get("/api/me/").status_code == 401
+        client.post("/api/auth/token/", {"username": "x", "password": "y"})
+        assert client.post("/api/auth/token/", {"username": "x", "password": "y"}).status_code == 429
+    lines = [r.getMessage() for r in caplog.records if r.name == "django.request"]
+    assert lines == [
+        "GET /api/me/ 401 user=anonymous",
+        "POST /api/auth/token/ 400 user=anonymous",
+        "POST /api/auth/token/ 429 user=anonymous",
+    ]
+
+
+def test_server_errors_keep_their_traceback():
+    import logging
+
+    from core.request_log import OneLineClientErrors
+
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "boom", (), (ValueError, ValueError("x"), None))
+    record.status_code, record.request = 500, object()
+    assert OneLineClientErrors().filter(record) and record.exc_info is not None and record.getMessage() == "boom"
