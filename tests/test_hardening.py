@@ -306,3 +306,57 @@ def test_server_errors_keep_their_traceback():
     record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "boom", (), (ValueError, ValueError("x"), None))
     record.status_code, record.request = 500, object()
     assert OneLineClientErrors().filter(record) and record.exc_info is not None and record.getMessage() == "boom"
+
+
+# --- 6. staff inputs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["a=x&b={pk}", "a={pk}", "a=999999&b=999999"])
+def test_versions_page_answers_400_with_a_form_error_for_bad_ids(staff, tiny_version, query):
+    client = Client()
+    client.force_login(staff)
+    response = client.get("/training/versions/?" + query.format(pk=tiny_version.pk))
+    assert response.status_code == 400
+    assert "Choose two versions from the lists" in response.content.decode()
+    assert client.get(f"/training/versions/?a={tiny_version.pk}&b={tiny_version.pk}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "hyperparameters, message",
+    [
+        ({"use_lora": "false"}, "use_lora must be true or false, got 'false'"),
+        ({"epochs": 1000}, "epochs must be at most 100, got 1000"),
+        ({"batch_size": 100000}, "batch_size must be at most 1024, got 100000"),
+        ({"max_steps": 10**7}, "max_steps must be at most 1000000, got 10000000"),
+        ({"learning_rate": 0.5}, "learning_rate must be at most 0.01, got 0.5"),
+        ({"max_length": 100000}, "max_length must be at most 4096, got 100000"),
+        ({"subset_size": 10**8}, "subset_size must be at most 10000000, got 100000000"),
+        ({"seed": 2**32}, "seed must be between 0 and 2**32 - 1, got 4294967296"),
+        ({"seed": -1}, "seed must be between 0 and 2**32 - 1, got -1"),
+    ],
+)
+def test_bad_hyperparameters_are_refused_when_the_run_is_started(api, staff, tiny_version, prompts, hyperparameters, message):
+    from training.models import TrainingRun
+
+    response = api(staff).post("/api/training-runs/", {"kind": "sft", "hyperparameters": hyperparameters}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == f"Invalid training settings: {message}"
+    assert not TrainingRun.objects.exists()
+
+
+def test_dpo_beta_has_an_upper_bound(api, staff, tiny_version, prompts):
+    response = api(staff).post("/api/training-runs/", {"kind": "dpo", "hyperparameters": {"beta": 50}}, format="json")
+    assert response.status_code == 400 and response.json()["detail"] == "Invalid training settings: beta must be at most 10.0, got 50"
+
+
+def test_run_form_refuses_a_huge_seed(staff, tiny_version, prompts):
+    from training.models import TrainingRun
+
+    client = Client()
+    client.force_login(staff)
+    response = client.post(
+        "/training/runs/",
+        {"kind": "sft", "parent": tiny_version.pk, "include_references": "on", "seed": str(2**40)},
+    )
+    assert "seed must be between 0 and 2**32 - 1" in response.content.decode()
+    assert not TrainingRun.objects.exists()
