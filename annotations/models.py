@@ -51,6 +51,12 @@ class Prompt(models.Model):
     def __str__(self) -> str:
         return self.text[:80]
 
+    def set_text(self, text: str) -> None:
+        """Set the text with its hash and the held-out side derived from it (never one without the others)."""
+        self.text = normalise_text(text)
+        self.text_hash = text_hash(self.text)
+        self.is_heldout = is_heldout_hash(self.text_hash, settings.HELDOUT_PERCENT)
+
 
 class AnnotationItem(models.Model):
     """A prompt with the candidates to judge: best-of-N from one version, or an A/B arena match.

@@ -360,3 +360,41 @@ def test_run_form_refuses_a_huge_seed(staff, tiny_version, prompts):
     )
     assert "seed must be between 0 and 2**32 - 1" in response.content.decode()
     assert not TrainingRun.objects.exists()
+
+
+# --- 7. prompts in the admin ----------------------------------------------------------------------------
+
+
+def test_admin_cannot_change_a_prompts_text_or_held_out_side(staff, prompts):
+    from annotations.models import Prompt, text_hash
+
+    prompt = prompts[0]
+    client = Client()
+    client.force_login(staff)
+    page = client.get(f"/admin/annotations/prompt/{prompt.pk}/change/").content.decode()
+    assert 'name="text"' not in page and 'name="is_heldout"' not in page
+    response = client.post(
+        f"/admin/annotations/prompt/{prompt.pk}/change/",
+        {"text": "a completely different sentence", "is_heldout": "on", "source": "edited", "references": '["ref"]'},
+    )
+    assert response.status_code == 302
+    saved = Prompt.objects.get(pk=prompt.pk)
+    assert (saved.text, saved.is_heldout, saved.source) == (prompt.text, False, "edited")
+    assert saved.text_hash == text_hash(saved.text)
+
+
+def test_admin_adds_a_prompt_with_hash_and_held_out_side_from_its_text(staff, settings, db):
+    from annotations.models import Prompt, is_heldout_hash, text_hash
+
+    settings.HELDOUT_PERCENT = 50
+    client = Client()
+    client.force_login(staff)
+    for n in range(6):
+        text = f"you  absolute fool {n}"
+        response = client.post("/admin/annotations/prompt/add/", {"text": text, "source": "admin", "references": "[]", "is_heldout": "on"})
+        assert response.status_code == 302, response.content.decode()[:2000]
+        prompt = Prompt.objects.get(source="admin", text=f"you absolute fool {n}")
+        assert prompt.text_hash == text_hash(prompt.text)
+        assert prompt.is_heldout == is_heldout_hash(prompt.text_hash, 50)
+    duplicate = client.post("/admin/annotations/prompt/add/", {"text": "You absolute fool 0", "source": "admin", "references": "[]"})
+    assert duplicate.status_code == 200 and "This sentence is already a prompt." in duplicate.content.decode()
