@@ -1,20 +1,48 @@
 """Django admin for staff: search, filter, bulk review actions; provenance fields are read-only."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from . import exports, review
-from .models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt, ReviewEvent
+from .models import (
+    AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt, ReviewEvent, normalise_text, text_hash,
+)
+
+
+class PromptAdminForm(forms.ModelForm):
+    class Meta:
+        model = Prompt
+        fields = ["text", "source", "references"]
+
+    def clean_text(self) -> str:
+        text = normalise_text(self.cleaned_data["text"])
+        if Prompt.objects.filter(text_hash=text_hash(text)).exists():
+            raise forms.ValidationError("This sentence is already a prompt.")
+        return text
 
 
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):
+    """The text is fixed once saved: its hash decides the held-out split, and items and judgements
+    refer to it. A new prompt gets its hash and held-out side from the text, like an import."""
+
+    form = PromptAdminForm
     list_display = ("id", "text", "source", "is_heldout", "created_at")
     list_filter = ("source", "is_heldout")
     search_fields = ("text",)
-    readonly_fields = ("text_hash", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ("is_heldout", "text_hash", "created_at")
+        return ("text", "is_heldout", "text_hash", "created_at")
+
+    def save_model(self, request, obj: Prompt, form, change: bool) -> None:
+        if not change:
+            obj.set_text(obj.text)
+        super().save_model(request, obj, form, change)
 
 
 class CandidateInline(admin.TabularInline):

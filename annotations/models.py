@@ -63,6 +63,12 @@ class Prompt(models.Model):
     def __str__(self) -> str:
         return self.text[:80]
 
+    def set_text(self, text: str) -> None:
+        """Set the text with its hash and the held-out side derived from it (never one without the others)."""
+        self.text = normalise_text(text)
+        self.text_hash = text_hash(self.text)
+        self.is_heldout = is_heldout_hash(self.text_hash, settings.HELDOUT_PERCENT)
+
 
 class AnnotationItem(models.Model):
     """A prompt with the candidates to judge: best-of-N from one version, or an A/B arena match.
@@ -204,7 +210,11 @@ class PreferencePairQuerySet(models.QuerySet):
         return self.filter(status=PreferencePair.Status.PENDING)
 
     def with_annotator(self) -> "PreferencePairQuerySet":
-        return self.select_related("judgement__user", "prompt", "model_version", "reviewed_by")
+        return self.select_related("judgement__user", "judgement__item__comparison", "prompt", "model_version", "reviewed_by")
+
+    def in_open_comparison(self) -> "PreferencePairQuerySet":
+        """Arena pairs of a comparison still open: which version won stays hidden from non-staff."""
+        return self.filter(source=PreferencePair.Source.ARENA, judgement__item__comparison__is_open=True)
 
 
 class PreferencePair(models.Model):
@@ -257,6 +267,14 @@ class PreferencePair(models.Model):
     @property
     def annotator(self):
         return self.judgement.user
+
+    @property
+    def in_open_comparison(self) -> bool:
+        """An arena pair whose comparison is still open (its version is shown to staff only)."""
+        if self.source != self.Source.ARENA:
+            return False
+        comparison = self.judgement.item.comparison
+        return comparison is not None and comparison.is_open
 
 
 class ReviewEvent(models.Model):

@@ -16,6 +16,18 @@ from core.actions import ActionRefused
 
 TRACKED = ("status", "flagged", "flag_note", "chosen_text", "rejected_text")
 BULK_ACTIONS = ("approve", "reject", "flag", "unflag", "swap")
+VERDICTS = ("approve", "reject", "swap", "edit")  # what a reviewer may not do to their own pairs
+
+
+def _refuse_own_pairs(reviewer, pairs: list[PreferencePair], action: str) -> None:
+    """A non-staff reviewer cannot judge their own annotations; staff may (they own the data)."""
+    if action not in VERDICTS or reviewer is None or reviewer.is_staff:
+        return
+    own = [pair.pk for pair in pairs if pair.judgement.user_id == reviewer.pk]
+    if own:
+        raise ActionRefused(
+            f"You cannot {action} your own pairs ({', '.join(map(str, own))}); another reviewer must review them.", 403
+        )
 
 
 def _snapshot(pair: PreferencePair) -> dict:
@@ -41,7 +53,9 @@ def _apply(pair: PreferencePair, reviewer, action: str, **changes) -> Preference
 
 def _locked(pairs: Iterable[PreferencePair] | Iterable[int]) -> list[PreferencePair]:
     ids = [p if isinstance(p, int) else p.pk for p in pairs]
-    return list(PreferencePair.objects.select_for_update().filter(id__in=ids).order_by("id"))
+    return list(
+        PreferencePair.objects.select_for_update(of=("self",)).select_related("judgement").filter(id__in=ids).order_by("id")
+    )
 
 
 def review_pairs(*, reviewer, pairs: Iterable[PreferencePair] | Iterable[int], action: str, note: str = "") -> int:
@@ -50,6 +64,7 @@ def review_pairs(*, reviewer, pairs: Iterable[PreferencePair] | Iterable[int], a
         raise ActionRefused(f"Unknown review action {action!r}; use one of {', '.join(BULK_ACTIONS)}.")
     with transaction.atomic():
         locked = _locked(pairs)
+        _refuse_own_pairs(reviewer, locked, action)
         for pair in locked:
             if action == "approve":
                 _apply(pair, reviewer, action, status=PreferencePair.Status.APPROVED)
@@ -82,7 +97,9 @@ def _swap(pair: PreferencePair, reviewer) -> PreferencePair:
 def swap_pair(*, reviewer, pair: PreferencePair) -> PreferencePair:
     """Exchange chosen and rejected (the annotator picked the worse one)."""
     with transaction.atomic():
-        return _swap(_locked([pair])[0], reviewer)
+        locked = _locked([pair])[0]
+        _refuse_own_pairs(reviewer, [locked], "swap")
+        return _swap(locked, reviewer)
 
 
 def edit_gold_rewrite(*, reviewer, pair: PreferencePair, text: str) -> PreferencePair:
@@ -94,6 +111,7 @@ def edit_gold_rewrite(*, reviewer, pair: PreferencePair, text: str) -> Preferenc
         raise ActionRefused(f"The gold rewrite is too long: {len(text)} characters, at most {settings.MAX_REWRITE_CHARS}.")
     with transaction.atomic():
         locked = _locked([pair])[0]
+        _refuse_own_pairs(reviewer, [locked], "edit")
         if text == locked.rejected_text:
             raise ActionRefused("The gold rewrite must differ from the rejected text.")
         return _apply(locked, reviewer, "edit", chosen_text=text)

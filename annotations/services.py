@@ -125,6 +125,11 @@ def submit_judgement(
             existing = Judgement.objects.filter(assignment=assignment).first()
             if existing is not None:
                 return existing, False
+            item = assignment.item
+            if item.kind == AnnotationItem.Kind.ARENA and not item.comparison.is_open:
+                raise ActionRefused(f"Comparison “{item.comparison.name}” is closed; it takes no more choices.", 409)
+            if not skip_reason:
+                _check_slot_still_yours(assignment)
             if tie and assignment.item.kind != AnnotationItem.Kind.ARENA:
                 raise ActionRefused("A tie can only be given in an arena match.")
             if rewrite and assignment.item.kind == AnnotationItem.Kind.ARENA:
@@ -137,6 +142,22 @@ def submit_judgement(
         return existing, False
     hooks.announce(hooks.POOL_LOW, version=None)
     return judgement, True
+
+
+def _check_slot_still_yours(assignment: Assignment) -> None:
+    """Refuse a verdict on an expired reservation whose slot went to someone else, so an item never
+    gets more than ``judgements_needed`` verdicts. Gold items have no limit. Locks the item row
+    (the lock ``next_assignment`` takes to hand out a slot); call inside the transaction."""
+    item = AnnotationItem.objects.select_for_update().get(pk=assignment.item_id)
+    cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
+    if item.is_gold or assignment.shown_at >= cutoff:
+        return
+    done = Judgement.objects.filter(item=item).exclude(kind=Judgement.Kind.SKIP).count()
+    reserved = (
+        Assignment.objects.filter(item=item, judgement__isnull=True, shown_at__gte=cutoff).exclude(pk=assignment.pk).count()
+    )
+    if done + reserved >= item.judgements_needed:
+        raise ActionRefused("This item expired and was given to another annotator; here is a new one.", 409)
 
 
 def _create_judgement(

@@ -250,6 +250,16 @@ def is_generating(comparison: Comparison | None = None) -> bool:
 # --- results ---------------------------------------------------------------------------------------
 
 
+def check_results_visible(*, user, comparison: Comparison) -> None:
+    """Live results would tell reviewers which side is which version; only staff see them while open."""
+    if comparison.is_open and not (user and user.is_staff):
+        raise ActionRefused(
+            f"Results of “{comparison.name}” are hidden from non-staff while it is open, so judging stays blind; "
+            "they appear when staff close it.",
+            403,
+        )
+
+
 def comparison_results(*, comparison: Comparison, resamples: int = 200, seed: int = 0) -> ArenaResults:
     """Win rates and Bradley–Terry ratings from the comparison's choices and ties (skips excluded)."""
     shown: dict[int, dict[int, str]] = defaultdict(dict)

@@ -50,6 +50,10 @@ def comparisons(request):
 @reviewer_required
 def comparison_results(request, pk: int):
     comparison = get_object_or_404(Comparison.objects.with_counts().prefetch_related("versions"), pk=pk)
+    try:
+        services.check_results_visible(user=request.user, comparison=comparison)
+    except ActionRefused as exc:
+        raise PermissionDenied(exc.message) from exc
     payload = results_payload(comparison)
     names = [standing["version"] for standing in payload["standings"]]
     matrix = [

@@ -1,11 +1,15 @@
 """Detox Studio settings: every knob comes from the environment, with defaults that make a fresh
-clone work offline (SQLite file, local Redis, the bundled model, a model store under ``var/``)."""
+clone work offline (SQLite file, local Redis, the bundled model, a model store under ``var/``).
+
+``DJANGO_ENV=production`` requires ``SECRET_KEY`` and turns on HTTPS-only cookies, HSTS and the SSL
+redirect (each can still be set on its own); ``DEBUG`` is off unless ``DEBUG=1`` is set."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DETOX_VAR_DIR", BASE_DIR / "var"))
@@ -19,9 +23,48 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+def env_list(name: str, default: str = "") -> list[str]:
+    return [value.strip() for value in os.environ.get(name, default).split(",") if value.strip()]
+
+
+def local_secret_key(path: Path) -> str:
+    """The key generated once for this checkout (mode 0600), so sessions survive restarts locally."""
+    from django.core.management.utils import get_random_secret_key
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(get_random_secret_key())
+    return path.read_text().strip()
+
+
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "development")
+PRODUCTION = DJANGO_ENV == "production"
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: DJANGO_ENV=production needs a long random SECRET_KEY in the environment "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")  # e.g. https://detox.example.org
+
+# HTTPS: on by default in production, each switch overridable. Behind a TLS-terminating proxy that
+# sets (and overwrites) X-Forwarded-Proto; set SECURE_PROXY_SSL_HEADER= (empty) if there is none.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO" if PRODUCTION else "")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -92,6 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "core.auth.RevokeTokensOnPasswordChange"},  # not a rule: deletes API tokens on a new password
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -109,6 +153,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Jobs -----------------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Shared by every web process (login throttling must count across gunicorn workers).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": "detox-cache",
+    }
+}
 RQ_QUEUES = {
     "generation": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
@@ -145,12 +197,16 @@ QUALITY_MIN_ANSWERS = env_int("QUALITY_MIN_ANSWERS", 3)  # answers (gold ones fo
 QUALITY_POSITION_BIAS_P = float(os.environ.get("QUALITY_POSITION_BIAS_P", 0.001))  # chi-square p below: position bias
 
 # --- API ------------------------------------------------------------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # bytes of a request body
 REST_FRAMEWORK = {
+    # Token first: an anonymous API request gets 401 with ``WWW-Authenticate: Token`` (not 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "core.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_THROTTLE_RATE", "10/minute")},
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",  # adds 413 for bodies past DATA_UPLOAD_MAX_MEMORY_SIZE
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -159,6 +215,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# Sign-in attempts per client address, for the token endpoint and the login page together.
+LOGIN_THROTTLE_RATE = REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"]
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 30)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Detox Studio API",
     "DESCRIPTION": "Annotate, review and train text-detoxification models.",
@@ -184,7 +243,13 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # A refused request (4xx) is one line (method, path, status, user), not a traceback.
+    "filters": {"one_line_4xx": {"()": "core.request_log.OneLineClientErrors"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["one_line_4xx"]}},
+    "loggers": {
+        "django.request": {"filters": ["one_line_4xx"]},
+        "django.security": {"filters": ["one_line_4xx"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 WHITENOISE_USE_FINDERS = True  # serve app and sidecar static files without a collect step in dev

@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from annotations.api import exports as annotation_exports
 from annotations.api import views as annotation_api
+from core.views import ObtainExpiringAuthToken, ThrottledLoginView
 from evaluation import api as evaluation_api
 from training.api import views as training_api
 
@@ -21,7 +21,7 @@ api = [
     path("annotate/next/", annotation_api.NextItemView.as_view(), name="api-next-item"),
     path("me/", annotation_api.me, name="api-me"),
     path("arena/", include("arena.api.urls")),
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", ObtainExpiringAuthToken.as_view(), name="api-token"),
     path("quality/", include("quality.api.urls")),
     path("exports/preferences.jsonl", annotation_exports.PreferenceExportView.as_view(), name="api-export-preferences"),
     path("exports/sft.jsonl", annotation_exports.SFTExportView.as_view(), name="api-export-sft"),
@@ -35,6 +35,7 @@ urlpatterns = [
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("training/", include("evaluation.urls")),  # the versions page, under its usual address
     path("training/", include("training.urls")),

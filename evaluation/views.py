@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from core.actions import ActionRefused
 from training import services as training_services
+from training.forms import CompareVersionsForm
 from training.models import ModelVersion, VersionActivation
 
 from .services import SHOWN_METRICS, latest_metrics, side_by_side
@@ -21,11 +22,12 @@ def versions(request):
     all_versions = list(ModelVersion.objects.select_related("parent").order_by("created_at", "id"))
     rows = [{"version": v, "metrics": latest_metrics(v), "depth": len(v.lineage()) - 1} for v in all_versions]
     chart = [{"name": r["version"].name, **{k: r["metrics"].get(k) for k in SHOWN_METRICS}} for r in rows if r["metrics"]]
-    a, b = request.GET.get("a"), request.GET.get("b")
-    compared = None
-    if a and b:
-        va, vb = get_object_or_404(ModelVersion, pk=a), get_object_or_404(ModelVersion, pk=b)
-        compared = {"a": va, "b": vb, "rows": side_by_side(va, vb)}
+    compared, compare_form = None, None
+    if "a" in request.GET or "b" in request.GET:
+        compare_form = CompareVersionsForm(request.GET)
+        if compare_form.is_valid():
+            va, vb = compare_form.cleaned_data["a"], compare_form.cleaned_data["b"]
+            compared = {"a": va, "b": vb, "rows": side_by_side(va, vb)}
     return render(
         request,
         "training/versions.html",
@@ -34,8 +36,10 @@ def versions(request):
             "chart": chart,
             "versions": all_versions,
             "compared": compared,
+            "compare_errors": compare_form.errors if compare_form is not None and compare_form.errors else None,
             "activations": VersionActivation.objects.select_related("version", "previous", "activated_by")[:50],
         },
+        status=400 if compared is None and compare_form is not None else 200,
     )
 
 

@@ -45,6 +45,7 @@ def _isolated_settings(settings, tiny_store):
     url = redis_url_for_tests()
     settings.REDIS_URL = url
     settings.RQ_QUEUES = {name: {**queue, "URL": url} for name, queue in settings.RQ_QUEUES.items()}
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}  # flushed with the queues
     settings.MODEL_STORE = tiny_store
     settings.DETOX_AUTO_REFILL = False
     settings.POOL_TARGET = 4

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from annotations.models import Assignment, Candidate, Judgement, PreferencePair
 
@@ -46,10 +48,12 @@ def test_choosing_a_candidate_saves_judgement_and_pairs(api, annotator, filled_p
     client = api(annotator)
     shown = next_item(client)["assignment"]
     pick = shown["candidates"][1]
-    response = client.post("/api/judgements/", {"assignment": shown["id"], "candidate": pick["id"], "time_spent_ms": 1234}, format="json")
+    Assignment.objects.filter(pk=shown["id"]).update(shown_at=timezone.now() - timedelta(seconds=4))
+    # The client's time is ignored: the server measures it from when the item was shown.
+    response = client.post("/api/judgements/", {"assignment": shown["id"], "candidate": pick["id"], "time_spent_ms": 10}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["kind"] == "choice" and body["chosen_position"] == 2 and body["time_spent_ms"] == 1234
+    assert body["kind"] == "choice" and body["chosen_position"] == 2 and 4000 <= body["time_spent_ms"] < 60000
     pairs = PreferencePair.objects.filter(judgement_id=body["id"])
     assert pairs.count() == len(shown["candidates"]) - 1
     assert {p.chosen_text for p in pairs} == {pick["text"]}
@@ -88,7 +92,7 @@ def test_user_never_gets_the_same_item_twice(api, annotator, filled_pool):
         if payload["assignment"] is None:
             break
         shown = payload["assignment"]
-        seen.append(shown["prompt_id"])
+        seen.append(Assignment.objects.get(pk=shown["id"]).item.prompt_id)
         client.post("/api/judgements/", {"assignment": shown["id"], "skip_reason": "other"}, format="json")
     assert len(seen) == len(set(seen)) == 8
     assert payload["status"] == "exhausted"
@@ -99,7 +103,7 @@ def test_items_go_to_users_who_have_not_judged_them(api, make_user, filled_pool)
     shown = next_item(first)["assignment"]
     first.post("/api/judgements/", {"assignment": shown["id"], "candidate": shown["candidates"][0]["id"]}, format="json")
     other = next_item(second)["assignment"]
-    assert other["item"] != shown["item"]  # overlap 1: a judged item leaves the pool
+    assert Assignment.objects.get(pk=other["id"]).item_id != Assignment.objects.get(pk=shown["id"]).item_id  # overlap 1: a judged item leaves the pool
 
 
 def test_double_submit_returns_the_first_result(api, annotator, filled_pool):

@@ -286,6 +286,7 @@ def test_results_report_win_rates_ratings_intervals_and_counts(api, make_user, r
         else:  # stub-a always wins
             winner = match["candidates"][sides.index("stub-a")]
             assert judge(client, match["id"], candidate=winner["id"]).status_code == 201
+    services.close_comparison(comparison=comparison)  # reviewers see results once judging is over
     response = api(reviewer).get(f"/api/arena/comparisons/{comparison.pk}/results/")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -322,7 +323,7 @@ def test_reviewer_reads_comparisons_and_results_but_cannot_open_or_close(api, re
     client = api(reviewer)
     listed = client.get("/api/arena/comparisons/").json()["results"]
     assert [c["name"] for c in listed] == ["a vs b"] and listed[0]["matches_ready"] == 8
-    assert client.get(f"/api/arena/comparisons/{comparison.pk}/results/").status_code == 200
+    assert client.get(f"/api/arena/comparisons/{comparison.pk}/results/").status_code == 403  # open: blind
     opening = {"name": "x", "versions": [v.pk for v in stub_versions], "matches_wanted": 3}
     assert client.post("/api/arena/comparisons/", opening, format="json").status_code == 403
     assert client.post(f"/api/arena/comparisons/{comparison.pk}/close/").status_code == 403
@@ -453,3 +454,66 @@ def test_judgement_export_includes_arena_judgements(api, annotator, staff, compa
     assert record["item_kind"] == "arena" and record["comparison_id"] == comparison.id
     assert record["model_version"] is None
     assert len({c["model_version"] for c in record["shown_candidates"]}) == 2  # each side keeps its provenance
+
+
+# --- blindness while a comparison is open (hardening) ------------------------------------------------
+
+
+def test_pairs_and_exports_hide_versions_from_reviewers_while_open(api, annotator, reviewer, staff, comparison):
+    client = api(annotator)
+    match = next_match(client)["assignment"]
+    winner = Candidate.objects.get(pk=match["candidates"][0]["id"])
+    assert judge(client, match["id"], candidate=winner.pk).status_code == 201
+    pair = PreferencePair.objects.get()
+
+    listed = api(reviewer).get("/api/pairs/", {"source": "arena"}).json()["results"][0]
+    assert (listed["model_version"], listed["chosen_candidate"], listed["rejected_candidate"]) == (None, None, None)
+    assert api(reviewer).get(f"/api/pairs/{pair.pk}/").json()["model_version"] is None
+    assert api(reviewer).get("/api/pairs/", {"model_version": winner.model_version.name}).json()["count"] == 0
+    exported = api(reviewer).get("/api/exports/preferences.jsonl", {"status": "all"})
+    record = json.loads(b"".join(exported.streaming_content).splitlines()[0])
+    assert (record["model_version"], record["model_version_id"]) == (None, None)
+    judgements = api(reviewer).get("/api/exports/judgements.jsonl")
+    shown = json.loads(b"".join(judgements.streaming_content).splitlines()[0])["shown_candidates"]
+    assert {c["model_version"] for c in shown} == {None}
+
+    assert api(staff).get(f"/api/pairs/{pair.pk}/").json()["model_version"] == winner.model_version.name
+    services.close_comparison(comparison=comparison)
+    assert api(reviewer).get(f"/api/pairs/{pair.pk}/").json()["model_version"] == winner.model_version.name
+    assert api(reviewer).get("/api/pairs/", {"model_version": winner.model_version.name}).json()["count"] == 1
+
+
+def test_live_results_are_for_staff_only_while_open(api, client, reviewer, staff, comparison):
+    response = api(reviewer).get(f"/api/arena/comparisons/{comparison.pk}/results/")
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        "Results of “a vs b” are hidden from non-staff while it is open, so judging stays blind; "
+        "they appear when staff close it."
+    )
+    client.force_login(reviewer)
+    assert client.get(f"/arena/comparisons/{comparison.pk}/").status_code == 403
+    assert api(staff).get(f"/api/arena/comparisons/{comparison.pk}/results/").status_code == 200
+    services.close_comparison(comparison=comparison)
+    assert client.get(f"/arena/comparisons/{comparison.pk}/").status_code == 200
+
+
+def test_choices_after_the_comparison_closed_are_refused(api, annotator, comparison):
+    client = api(annotator)
+    match = next_match(client)["assignment"]
+    services.close_comparison(comparison=comparison)
+    response = judge(client, match["id"], candidate=match["candidates"][0]["id"])
+    assert response.status_code == 409
+    assert response.json()["detail"] == "Comparison “a vs b” is closed; it takes no more choices."
+    assert not Judgement.objects.exists() and not PreferencePair.objects.exists()
+
+
+def test_arena_time_spent_is_measured_by_the_server(api, annotator, comparison):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client = api(annotator)
+    match = next_match(client)["assignment"]
+    Assignment.objects.filter(pk=match["id"]).update(shown_at=timezone.now() - timedelta(seconds=3))
+    saved = judge(client, match["id"], tie=True, time_spent_ms=50).json()
+    assert 3000 <= saved["time_spent_ms"] < 60000

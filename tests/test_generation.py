@@ -5,8 +5,8 @@ import pytest
 from django.test import override_settings
 
 from annotations import pool
+from annotations.models import AnnotationItem, Assignment, Candidate
 from training import generation
-from annotations.models import AnnotationItem, Candidate
 from core import queues
 from tests.conftest import run_jobs
 from training.models import ModelVersion
@@ -95,7 +95,7 @@ def test_bundled_model_is_converted_once_and_serves_real_candidates(tmp_path_fac
         client.get("/api/annotate/next/")
         run_jobs("generation")
         shown = client.get("/api/annotate/next/").json()["assignment"]
-    assert shown and shown["model_version"] == "base-smollm2-135m-instruct"
+    assert shown and Assignment.objects.get(pk=shown["id"]).item.model_version.name == "base-smollm2-135m-instruct"
     texts = [c["text"] for c in shown["candidates"]]
     assert len(set(texts)) == len(texts) >= 2
     assert all(len(t.split()) >= 2 for t in texts)

@@ -7,6 +7,13 @@ from .models import ModelVersion, TrainingRun
 HYPERPARAMETERS = ("epochs", "max_steps", "batch_size", "learning_rate", "max_length", "subset_size", "beta", "use_lora", "seed")
 
 
+class CompareVersionsForm(forms.Form):
+    """The versions page's side-by-side choice (``?a=&b=``): unknown or malformed ids are form errors."""
+
+    a = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
+    b = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
+
+
 class StartRunForm(forms.Form):
     """Staff's form to start a run; empty hyperparameters take the defaults of training/ml."""
 

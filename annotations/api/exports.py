@@ -6,7 +6,7 @@ what they download; bad filters answer 400 before any row is streamed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import django_filters
@@ -19,7 +19,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.views import APIView
 
 from .. import exports
-from ..models import Judgement
+from ..models import AnnotationItem, Judgement, PreferencePair
 from core.roles import IsReviewer
 from .filters import JudgementFilter, PairFilter
 
@@ -42,8 +42,8 @@ class JudgementExportFilter(JudgementFilter):
     model_version = django_filters.CharFilter(field_name="item__model_version__name", help_text="Model version name.")
 
 
-def _filtered(filterset_class, params, queryset):
-    filterset = filterset_class(params, queryset=queryset)
+def _filtered(filterset_class, params, queryset, request=None):
+    filterset = filterset_class(params, queryset=queryset, request=request)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
     return filterset.qs
@@ -56,7 +56,35 @@ def _pairs(request, *, default_status: str = "approved"):
         pairs = exports.pairs_for_export(status=status)
     except exports.ExportError as exc:
         raise ValidationError({"status": [str(exc)]}) from exc
-    return _filtered(PairFilter, params, pairs)
+    return _filtered(PairFilter, params, pairs, request)
+
+
+def _blind_pairs(records: Iterable[dict[str, Any]], user) -> Iterator[dict[str, Any]]:
+    """Non-staff never learn which version wrote (or won) a match of a comparison still open."""
+    if user.is_staff:
+        yield from records
+        return
+    hidden = set(PreferencePair.objects.in_open_comparison().values_list("id", flat=True))
+    for record in records:
+        if record["pair_id"] in hidden:
+            record = {**record, "model_version": None, "model_version_id": None}
+        yield record
+
+
+def _blind_judgements(records: Iterable[dict[str, Any]], user) -> Iterator[dict[str, Any]]:
+    if user.is_staff:
+        yield from records
+        return
+    open_comparisons = set(
+        AnnotationItem.objects.filter(kind=AnnotationItem.Kind.ARENA, comparison__is_open=True)
+        .values_list("comparison_id", flat=True)
+        .distinct()
+    )
+    for record in records:
+        if record["comparison_id"] in open_comparisons:
+            shown = [{**candidate, "model_version": None} for candidate in record["shown_candidates"]]
+            record = {**record, "shown_candidates": shown}
+        yield record
 
 
 def _attachment(records: Iterable[dict[str, Any]], name: str) -> StreamingHttpResponse:
@@ -95,7 +123,7 @@ class PreferenceExportView(ExportView):
         responses=_jsonl_response("One pair per line with provenance; prompt is the raw toxic text."),
     )
     def get(self, request):
-        return _attachment(exports.preference_records(_pairs(request)), "preferences")
+        return _attachment(_blind_pairs(exports.preference_records(_pairs(request)), request.user), "preferences")
 
 
 class SFTExportView(ExportView):
@@ -127,5 +155,5 @@ class JudgementExportView(ExportView):
         responses=_jsonl_response("One judgement per line, with the candidates in the order shown."),
     )
     def get(self, request):
-        judgements = _filtered(JudgementExportFilter, request.query_params, exports.judgements_for_export())
-        return _attachment(exports.judgement_records(judgements), "judgements")
+        judgements = _filtered(JudgementExportFilter, request.query_params, exports.judgements_for_export(), request)
+        return _attachment(_blind_judgements(exports.judgement_records(judgements), request.user), "judgements")

@@ -7,7 +7,7 @@ from ..models import Judgement, PreferencePair, Prompt
 
 class PairFilter(django_filters.FilterSet):
     annotator = django_filters.CharFilter(field_name="judgement__user__username", help_text="Annotator username.")
-    model_version = django_filters.CharFilter(field_name="model_version__name", help_text="Model version name.")
+    model_version = django_filters.CharFilter(method="filter_model_version", help_text="Model version name.")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
     search = django_filters.CharFilter(method="filter_search", help_text="Text in prompt, chosen or rejected.")
@@ -15,6 +15,13 @@ class PairFilter(django_filters.FilterSet):
     class Meta:
         model = PreferencePair
         fields = ["status", "flagged", "source", "is_own_rewrite", "reviewed_by"]
+
+    def filter_model_version(self, queryset, name, value):
+        queryset = queryset.filter(model_version__name=value)
+        user = getattr(self.request, "user", None)
+        if not (user and user.is_staff):  # filtering by version must not tell who won a blind match
+            queryset = queryset.exclude(pk__in=PreferencePair.objects.in_open_comparison().values("pk"))
+        return queryset
 
     def filter_search(self, queryset, name, value):
         from django.db.models import Q

@@ -15,14 +15,15 @@ class ShownCandidateSerializer(serializers.Serializer):
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
+    """An item as the annotator sees it: no item, prompt or version id, so gold items (older items,
+    often of an older version) look like any other."""
+
     prompt = serializers.CharField(source="item.prompt.text")
-    prompt_id = serializers.IntegerField(source="item.prompt_id")
-    model_version = serializers.CharField(source="item.model_version.name", default=None, allow_null=True)
     candidates = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
-        fields = ["id", "item", "prompt_id", "prompt", "model_version", "candidates", "shown_at"]
+        fields = ["id", "prompt", "candidates", "shown_at"]
 
     def get_candidates(self, assignment: Assignment) -> list[dict]:
         texts = dict(Candidate.objects.filter(id__in=assignment.candidate_order).values_list("id", "text"))
@@ -51,7 +52,9 @@ class JudgementSubmitSerializer(serializers.Serializer):
         help_text="Your rewrite when none of the candidates is acceptable.",
     )
     skip_reason = serializers.ChoiceField(choices=Judgement.SkipReason.choices, required=False, allow_blank=True)
-    time_spent_ms = serializers.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
+    time_spent_ms = serializers.IntegerField(
+        required=False, min_value=0, help_text="Ignored: the server measures the time since the item was shown."
+    )
 
 
 class JudgementSerializer(serializers.ModelSerializer):
@@ -91,6 +94,14 @@ class PreferencePairSerializer(serializers.ModelSerializer):
             "flagged", "flag_note", "source", "annotator", "model_version", "judgement", "chosen_candidate",
             "rejected_candidate", "reviewed_by", "reviewed_at", "created_at",
         ]
+
+    def to_representation(self, pair: PreferencePair) -> dict:
+        """Arena pairs of an open comparison name no version (nor its candidates) except to staff."""
+        data = super().to_representation(pair)
+        request = self.context.get("request")
+        if pair.in_open_comparison and not (request and request.user.is_staff):
+            data.update(model_version=None, chosen_candidate=None, rejected_candidate=None)
+        return data
 
 
 class PairDetailSerializer(PreferencePairSerializer):

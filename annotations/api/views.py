@@ -48,7 +48,6 @@ def judge(request, submit_serializer: type[Serializer], response_serializer: typ
         own_rewrite=v.get("own_rewrite", ""),
         tie=v.get("tie", False),
         skip_reason=v.get("skip_reason", ""),
-        time_spent_ms=v.get("time_spent_ms"),
     )
     return Response(response_serializer(judgement).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -95,7 +94,7 @@ class PairViewSet(viewsets.ReadOnlyModelViewSet):
         pair = self.get_object()
         run_action(review.review_pairs, reviewer=request.user, pairs=[pair], action=name, note=note)
         pair.refresh_from_db()
-        return Response(s.PairDetailSerializer(pair).data)
+        return Response(s.PairDetailSerializer(pair, context=self.get_serializer_context()).data)
 
     @extend_schema(request=None, responses=s.PairDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -132,7 +131,7 @@ class PairViewSet(viewsets.ReadOnlyModelViewSet):
         pair = run_action(
             review.edit_gold_rewrite, reviewer=request.user, pair=self.get_object(), text=data.validated_data["chosen_text"]
         )
-        return Response(s.PairDetailSerializer(pair).data)
+        return Response(s.PairDetailSerializer(pair, context=self.get_serializer_context()).data)
 
     @extend_schema(request=s.BulkReviewSerializer, responses={200: dict}, summary="Apply one action to many pairs")
     @action(detail=False, methods=["post"])

@@ -79,7 +79,9 @@ class ArenaJudgementSubmitSerializer(serializers.Serializer):
     candidate = serializers.IntegerField(required=False, allow_null=True, help_text="Id of the better side's candidate.")
     tie = serializers.BooleanField(default=False, help_text="Both sides are equally good (or equally bad).")
     skip_reason = serializers.ChoiceField(choices=Judgement.SkipReason.choices, required=False, allow_blank=True)
-    time_spent_ms = serializers.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
+    time_spent_ms = serializers.IntegerField(
+        required=False, min_value=0, help_text="Ignored: the server measures the time since the match was shown."
+    )
 
     def validate(self, attrs: dict) -> dict:
         given = [attrs.get("candidate") is not None, attrs.get("tie", False), bool(attrs.get("skip_reason"))]

@@ -61,6 +61,7 @@ class ComparisonViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def results(self, request, pk=None):
         comparison = self.get_object()
+        run_action(services.check_results_visible, user=request.user, comparison=comparison)
         return Response(s.ResultsSerializer(results_payload(comparison)).data)
 
 

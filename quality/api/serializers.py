@@ -18,6 +18,14 @@ class PositionBiasSerializer(serializers.Serializer):
     p_value = serializers.FloatField(allow_null=True, help_text="Chi-square p-value against chance (needs scipy).")
 
 
+class PageSerializer(serializers.Serializer):
+    """DRF page-number pagination of ``results`` (``?page=``), next to the report's other keys."""
+
+    count = serializers.IntegerField(help_text="Rows in all pages.")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
 class OverallSerializer(serializers.Serializer):
     judgements = serializers.IntegerField()
     overlapping_items = serializers.IntegerField(help_text="Items answered by two or more annotators.")
@@ -52,7 +60,7 @@ class AnnotatorRowSerializer(serializers.Serializer):
     flags = serializers.ListField(child=serializers.CharField())
 
 
-class AnnotatorReportSerializer(serializers.Serializer):
+class AnnotatorReportSerializer(PageSerializer):
     overall = OverallSerializer()
     thresholds = ThresholdsSerializer()
     results = AnnotatorRowSerializer(many=True)
@@ -73,7 +81,7 @@ class VersionRowSerializer(serializers.Serializer):
     median_seconds = serializers.FloatField(allow_null=True)
 
 
-class VersionReportSerializer(serializers.Serializer):
+class VersionReportSerializer(PageSerializer):
     overall = OverallSerializer()
     results = VersionRowSerializer(many=True)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import generics, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,22 +17,43 @@ from .. import services
 from . import serializers as s
 
 
+PAGE = OpenApiParameter("page", int, description="A page number within the paginated results.")
+
+
+def paginated_report(request, view, rows, **report) -> dict:
+    """``report`` with one page of ``rows`` as ``results`` plus ``count``, ``next`` and ``previous``."""
+    paginator = PageNumberPagination()
+    page = paginator.paginate_queryset(rows, request, view=view)
+    return {
+        "count": paginator.page.paginator.count,
+        "next": paginator.get_next_link(),
+        "previous": paginator.get_previous_link(),
+        **report,
+        "results": page,
+    }
+
+
 class AnnotatorQualityView(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(
-        parameters=[OpenApiParameter("version", str, description="Only judgements of this model version's items.")],
+        parameters=[
+            OpenApiParameter("version", str, description="Only judgements of this model version's items."),
+            PAGE,
+        ],
         responses=s.AnnotatorReportSerializer,
         summary="Per-annotator quality: gold accuracy, agreement, position bias, time, pair counts, flags",
     )
     def get(self, request):
         name = request.query_params.get("version")
         version = get_object_or_404(ModelVersion, name=name) if name else None
-        report = {
-            "overall": services.overall_agreement(version=version),
-            "thresholds": services.Thresholds.from_settings(),
-            "results": services.annotator_report(version=version),
-        }
+        report = paginated_report(
+            request,
+            self,
+            services.annotator_report(version=version),
+            overall=services.overall_agreement(version=version),
+            thresholds=services.Thresholds.from_settings(),
+        )
         return Response(s.AnnotatorReportSerializer(report).data)
 
 
@@ -39,23 +61,28 @@ class VersionQualityView(APIView):
     permission_classes = [IsReviewer]
 
     @extend_schema(
+        parameters=[PAGE],
         responses=s.VersionReportSerializer,
         summary="Per-version judgement statistics: none-acceptable rate, chosen positions, agreement",
     )
     def get(self, request):
-        report = {"overall": services.overall_agreement(), "results": services.version_report()}
+        report = paginated_report(request, self, services.version_report(), overall=services.overall_agreement())
         return Response(s.VersionReportSerializer(report).data)
 
 
-class GoldItemView(APIView):
+class GoldItemView(generics.GenericAPIView):
     """Gold items: reviewers list them with accuracy; staff mark an item's known best candidate."""
 
     def get_permissions(self):
         return [IsStaff()] if self.request.method == "POST" else [IsReviewer()]
 
+    serializer_class = s.GoldItemSerializer
+    filter_backends = []
+
     @extend_schema(responses=s.GoldItemSerializer(many=True), summary="Gold items with answers and correct answers")
     def get(self, request):
-        return Response(s.GoldItemSerializer(services.gold_items(), many=True).data)
+        page = self.paginate_queryset(services.gold_items())
+        return self.get_paginated_response(s.GoldItemSerializer(page, many=True).data)
 
     @extend_schema(request=s.GoldItemInputSerializer, responses={201: s.GoldItemSerializer}, summary="Mark a gold item")
     def post(self, request):

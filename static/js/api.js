@@ -11,7 +11,9 @@ window.detoxApi = async function (url, options) {
   try { body = await response.json(); } catch (e) { /* empty body */ }
   if (!response.ok) {
     const detail = body.detail || Object.entries(body).map(([k, v]) => k + ": " + v).join("; ");
-    throw new Error(detail || ("HTTP " + response.status));
+    const error = new Error(detail || ("HTTP " + response.status));
+    error.status = response.status;
+    throw error;
   }
   return body;
 };

@@ -44,7 +44,6 @@
     setStatus("");
     $("item").hidden = false;
     $("error").textContent = "";
-    if ($("model-version")) $("model-version").textContent = current.model_version ? "model: " + current.model_version : "";
     $("prompt").textContent = current.prompt;
     $("prompt").classList.toggle("blurred", $("blur-toggle").checked);
     $("candidates").replaceChildren(...current.candidates.map(candidateButton));
@@ -63,10 +62,13 @@
     if (!current || busy) return;
     busy = true;
     try {
+      // The server times the answer from when it assigned the item.
       await api(cfg.submitUrl, { method: "POST", body: JSON.stringify(Object.assign({ assignment: current.id }, fields)) });
       await loadNext();
     } catch (e) {
       $("error").textContent = e.message;
+      // 409: the item expired and went to someone else (or the comparison closed): show the next one.
+      if (e.status === 409) { await loadNext(); }
     } finally { busy = false; }
   }
 

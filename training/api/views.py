@@ -16,14 +16,15 @@ from .serializers import ActivateSerializer, ModelVersionSerializer, StartRunSer
 
 
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
-    """All model versions with lineage and metrics; staff activate or roll back."""
+    """All model versions with lineage and metrics (staff only, like the versions page); staff activate or roll back."""
 
+    permission_classes = [IsStaff]
     serializer_class = ModelVersionSerializer
     queryset = ModelVersion.objects.select_related("parent")
     filterset_fields = ["kind", "is_active"]
 
     @extend_schema(request=ActivateSerializer, responses=ModelVersionSerializer, summary="Make this version active")
-    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
         data = ActivateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

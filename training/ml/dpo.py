@@ -23,6 +23,9 @@ from .runs import (
 )
 
 
+MAX_BETA = 10.0  # DPO uses 0.01-0.5; beyond ~10 the policy cannot move from the reference at all
+
+
 @dataclass
 class DPORunConfig(RunConfig):
     """DPO settings. Defaults are sized for small annotation rounds (tens of pairs) on a 135M model."""
@@ -40,6 +43,8 @@ class DPORunConfig(RunConfig):
         super().validate()
         if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
             raise ValueError(f"beta must be a positive number, got {self.beta!r}")
+        if self.beta > MAX_BETA:
+            raise ValueError(f"beta must be at most {MAX_BETA}, got {self.beta!r}")
 
 
 def run_dpo(

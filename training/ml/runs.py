@@ -77,6 +77,19 @@ class RunConfig:
     seed: int = 42
     logging_steps: int = 10
     DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-5
+    # Upper bounds: far above any useful value for a 135M model, low enough that a typo (epochs=1000,
+    # batch_size=10**6) is refused at once instead of running out of memory or for weeks.
+    MAXIMA: ClassVar[dict[str, float]] = {
+        "epochs": 100,
+        "max_steps": 1_000_000,
+        "batch_size": 1024,
+        "learning_rate": 1e-2,
+        "max_length": 4096,
+        "lora_r": 512,
+        "lora_alpha": 4096,
+        "logging_steps": 100_000,
+    }
+    SEED_LIMIT: ClassVar[int] = 2**32  # numpy/torch seeds are unsigned 32-bit
 
     def __post_init__(self) -> None:
         if self.learning_rate is None:
@@ -108,8 +121,15 @@ class RunConfig:
             raise ValueError(
                 f"max_steps must be -1 (train for `epochs`) or a positive whole number, got {self.max_steps!r}"
             )
+        for name, maximum in self.MAXIMA.items():
+            if getattr(self, name) > maximum:
+                raise ValueError(f"{name} must be at most {maximum}, got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
+        if not 0 <= self.seed < self.SEED_LIMIT:
+            raise ValueError(f"seed must be between 0 and 2**32 - 1, got {self.seed!r}")
+        if not isinstance(self.use_lora, bool):
+            raise ValueError(f"use_lora must be true or false, got {self.use_lora!r}")
         if not is_checkpoint(Path(self.parent_dir)):
             raise ValueError(f"parent_dir is not a checkpoint directory: {self.parent_dir}")
         if Path(self.output_dir).exists():

@@ -24,6 +24,9 @@ from .runs import (
 )
 
 
+MAX_SUBSET_SIZE = 10_000_000
+
+
 @dataclass
 class SFTRunConfig(RunConfig):
     """SFT settings. Defaults suit full fine-tuning of SmolLM2-135M on short ParaDetox rewrites."""
@@ -43,6 +46,8 @@ class SFTRunConfig(RunConfig):
             isinstance(self.subset_size, bool) or not isinstance(self.subset_size, int) or self.subset_size < 1
         ):
             raise ValueError(f"subset_size must be a positive whole number or None, got {self.subset_size!r}")
+        if self.subset_size is not None and self.subset_size > MAX_SUBSET_SIZE:
+            raise ValueError(f"subset_size must be at most {MAX_SUBSET_SIZE}, got {self.subset_size!r}")
 
 
 def select_subset(records: Sequence[dict[str, Any]], size: int | None, seed: int) -> list[dict[str, Any]]:
