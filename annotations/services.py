@@ -107,7 +107,9 @@ def submit_judgement(
 
     Exactly one of ``candidate_id`` (a candidate shown to this user for this item), ``own_rewrite``
     (none acceptable), ``tie`` (arena matches only) or ``skip_reason`` is given. A second submit for
-    the same item returns the first judgement unchanged.
+    the same item returns the first judgement unchanged. ``time_spent_ms`` is for trusted callers
+    (simulations, tests); the API leaves it out, so the time since ``shown_at`` is recorded. A match of
+    a closed comparison, or a verdict on an expired reservation someone else now holds, is refused (409).
     """
     given = [candidate_id is not None, bool((own_rewrite or "").strip()), bool(skip_reason), tie]
     if sum(given) != 1:

@@ -213,7 +213,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",  # adds the 400/401/403/404/413/429 answers
 }
 # Sign-in attempts per client address, for the token endpoint and the login page together.
 LOGIN_THROTTLE_RATE = REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"]

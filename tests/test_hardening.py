@@ -398,3 +398,51 @@ def test_admin_adds_a_prompt_with_hash_and_held_out_side_from_its_text(staff, se
         assert prompt.is_heldout == is_heldout_hash(prompt.text_hash, 50)
     duplicate = client.post("/admin/annotations/prompt/add/", {"text": "You absolute fool 0", "source": "admin", "references": "[]"})
     assert duplicate.status_code == 200 and "This sentence is already a prompt." in duplicate.content.decode()
+
+
+# --- 10. OpenAPI schema ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openapi_schema(django_db_blocker):
+    from drf_spectacular.generators import SchemaGenerator
+
+    with django_db_blocker.unblock():
+        return SchemaGenerator().get_schema(request=None, public=True)
+
+
+@pytest.mark.parametrize(
+    "component, field",
+    [
+        ("Judgement", "chosen_text"),
+        ("Judgement", "model_version"),
+        ("ModelVersion", "parent"),
+        ("PreferencePair", "model_version"),
+        ("PreferencePair", "reviewed_by"),
+        ("PreferencePair", "chosen_candidate"),
+        ("TrainingRun", "result_version"),
+        ("TrainingRun", "created_by"),
+        ("Comparison", "created_by"),
+    ],
+)
+def test_fields_that_can_be_null_are_declared_nullable(openapi_schema, component, field):
+    assert openapi_schema["components"]["schemas"][component]["properties"][field].get("nullable") is True
+
+
+@pytest.mark.parametrize(
+    "path, method, codes",
+    [
+        ("/api/judgements/", "post", {"201", "200", "400", "401", "403", "413"}),
+        ("/api/pairs/{id}/approve/", "post", {"200", "400", "401", "403", "404"}),
+        ("/api/versions/{id}/", "get", {"200", "401", "403", "404"}),
+        ("/api/auth/token/", "post", {"200", "400", "429"}),
+        ("/api/quality/annotators/", "get", {"200", "401", "403", "404"}),
+        ("/api/arena/next/", "get", {"200", "400", "401", "403", "404"}),
+        ("/api/exports/preferences.jsonl", "get", {"200", "400", "401", "403"}),
+    ],
+)
+def test_error_responses_are_documented(openapi_schema, path, method, codes):
+    responses = openapi_schema["paths"][path][method]["responses"]
+    assert codes <= set(responses)
+    if "403" in codes:
+        assert responses["403"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}

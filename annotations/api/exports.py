@@ -107,7 +107,10 @@ PAIR_PARAMETERS = [
 
 
 def _jsonl_response(description: str) -> dict:
-    return {(200, JSONL): OpenApiResponse(OpenApiTypes.BINARY, description=description)}
+    return {
+        (200, JSONL): OpenApiResponse(OpenApiTypes.BINARY, description=description),
+        400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid filter: `{parameter: [messages]}`."),
+    }
 
 
 class ExportView(APIView):

@@ -60,7 +60,7 @@ class JudgementSubmitSerializer(serializers.Serializer):
 class JudgementSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username")
     prompt = serializers.CharField(source="item.prompt.text")
-    chosen_text = serializers.CharField(source="chosen_candidate.text", default=None)
+    chosen_text = serializers.CharField(source="chosen_candidate.text", default=None, allow_null=True)
     shown_candidates = serializers.JSONField(source="assignment.candidate_order")
     model_version = serializers.CharField(source="item.model_version.name", default=None, allow_null=True)
 
@@ -84,8 +84,8 @@ class ReviewEventSerializer(serializers.ModelSerializer):
 class PreferencePairSerializer(serializers.ModelSerializer):
     prompt = serializers.CharField(source="prompt.text")
     annotator = serializers.CharField(source="judgement.user.username")
-    model_version = serializers.CharField(source="model_version.name", default=None)
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None)
+    model_version = serializers.CharField(source="model_version.name", default=None, allow_null=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, allow_null=True)
 
     class Meta:
         model = PreferencePair

@@ -21,7 +21,7 @@ class VersionBriefSerializer(serializers.ModelSerializer):
 
 class ComparisonSerializer(serializers.ModelSerializer):
     versions = VersionBriefSerializer(many=True, read_only=True)
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     matches_ready = serializers.IntegerField(read_only=True, help_text="Matches generated so far.")
     judgements = serializers.IntegerField(source="judgement_count", read_only=True, help_text="Choices and ties.")
 

@@ -18,6 +18,7 @@ from annotations.api.views import judge
 from annotations.models import AnnotationItem, Judgement
 from core.actions import run_action
 from core.roles import IsReviewer, IsStaff
+from core.schema import ErrorSerializer
 
 from .. import services
 from ..models import Comparison
@@ -101,7 +102,11 @@ def next_match_payload(user, comparison: Comparison | None = None) -> dict:
 class NextMatchView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("comparison", int, description="Only matches of this comparison.")],
-        responses=s.NextMatchSerializer,
+        responses={
+            200: s.NextMatchSerializer,
+            400: OpenApiResponse(ErrorSerializer, "comparison is not an id."),
+            404: OpenApiResponse(ErrorSerializer, "No such comparison."),
+        },
         summary="Get the next blind A/B match (or why none is ready)",
     )
     def get(self, request):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from core.actions import run_action
 from annotations.models import AnnotationItem, Candidate
 from core.roles import IsReviewer, IsStaff
+from core.schema import ErrorSerializer
 from training.models import ModelVersion
 
 from .. import services
@@ -41,7 +42,10 @@ class AnnotatorQualityView(APIView):
             OpenApiParameter("version", str, description="Only judgements of this model version's items."),
             PAGE,
         ],
-        responses=s.AnnotatorReportSerializer,
+        responses={
+            200: s.AnnotatorReportSerializer,
+            404: OpenApiResponse(ErrorSerializer, "No model version of that name."),
+        },
         summary="Per-annotator quality: gold accuracy, agreement, position bias, time, pair counts, flags",
     )
     def get(self, request):
@@ -84,7 +88,11 @@ class GoldItemView(generics.GenericAPIView):
         page = self.paginate_queryset(services.gold_items())
         return self.get_paginated_response(s.GoldItemSerializer(page, many=True).data)
 
-    @extend_schema(request=s.GoldItemInputSerializer, responses={201: s.GoldItemSerializer}, summary="Mark a gold item")
+    @extend_schema(
+        request=s.GoldItemInputSerializer,
+        responses={201: s.GoldItemSerializer, 404: OpenApiResponse(ErrorSerializer, "No such item or candidate.")},
+        summary="Mark a gold item",
+    )
     def post(self, request):
         data = s.GoldItemInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

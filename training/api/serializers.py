@@ -6,7 +6,7 @@ from ..models import ModelVersion, TrainingRun
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    parent = serializers.CharField(source="parent.name", default=None)
+    parent = serializers.CharField(source="parent.name", default=None, allow_null=True)
 
     class Meta:
         model = ModelVersion
@@ -25,8 +25,8 @@ class ActivateSerializer(serializers.Serializer):
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     parent = serializers.CharField(source="parent.name")
-    result_version = serializers.CharField(source="result_version.name", default=None)
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    result_version = serializers.CharField(source="result_version.name", default=None, allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     progress = serializers.FloatField(read_only=True)
 
     class Meta:
