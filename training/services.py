@@ -19,7 +19,7 @@ from core import queues
 from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint, read_version_file, remove_stale_temporaries
 from training.ml.data import write_jsonl
 
-from .datasets import DataFilters, dpo_records, sft_records, snapshot_summary
+from .datasets import DataFilters, dpo_data, sft_data, snapshot_summary
 from .executor import build_config
 from .models import ModelVersion, TrainingRun, VersionActivation
 
@@ -127,10 +127,16 @@ def start_training_run(
         build_config(kind, hyperparameters, parent_dir=parent.path, output_dir=store / directory)
     except (TypeError, ValueError) as exc:
         raise ActionRefused(f"Invalid training settings: {exc}") from exc
-    records = sft_records(data_filters) if kind == "sft" else dpo_records(data_filters)
+    data = sft_data(data_filters) if kind == "sft" else dpo_data(data_filters, parent=parent)
+    records = data.records
     if not records:
         what = "approved preference pairs" if kind == "dpo" else "prompts with references or approved gold rewrites"
-        raise ActionRefused(f"No training data: no {what} match these filters.")
+        hint = ""
+        if kind == "dpo" and not data_filters.any_version and dpo_data(
+            DataFilters.from_dict({**data_filters.as_dict(), "any_version": True})
+        ).records:
+            hint = f" Only pairs sampled from {parent.name} are used by default; any_version widens this."
+        raise ActionRefused(f"No training data: no {what} match these filters.{hint}")
     with transaction.atomic():
         run = TrainingRun.objects.create(
             kind=kind,
@@ -138,7 +144,7 @@ def start_training_run(
             created_by=user,
             hyperparameters=hyperparameters,
             data_filters=data_filters.as_dict(),
-            data_snapshot=snapshot_summary(records),
+            data_snapshot=snapshot_summary(records, data.cleaning),
             output_directory=directory,
         )
         run.snapshot_path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def runs(request):
                 filters=form.filters(),
                 hyperparameters=form.hyperparameters(),
             )
-            messages.success(request, f"Run {run.pk} queued on {run.data_snapshot['count']} rows.")
+            messages.success(request, f"Run {run.pk} queued on {run.rows_used} rows.")
             return redirect("training-run", pk=run.pk)
         except ActionRefused as exc:
             form.add_error(None, exc.message)
