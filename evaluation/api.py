@@ -52,7 +52,7 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],
         responses={200: dict},
-        summary="Outputs of two versions on the same held-out sentences",
+        summary="Outputs of two versions on the same held-out sentences, and b - a with paired bootstrap intervals",
     )
     @action(detail=False, methods=["get"])
     def compare(self, request):
@@ -66,6 +66,7 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
             {
                 "a": a.name,
                 "b": b.name,
+                "b_minus_a": services.compare_versions(b, a),
                 "rows": [
                     {"prompt": r["prompt"], "references": r["references"], "a": r["a"].output, "b": r["b"].output,
                      "a_j": r["a"].j, "b_j": r["b"].j}

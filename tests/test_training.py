@@ -66,7 +66,11 @@ def test_sft_run_via_api_registers_a_new_version_that_serves_candidates(api, sta
     assert run.loss_history and run.step == 3 == run.total_steps
     assert differs(version, tiny_version)
     # Staff activate it; the pool refills from the new version; old candidates keep their provenance.
-    assert client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft"}, format="json").status_code == 200
+    # Not evaluated yet, so there is no comparison with the active version: only an override activates it.
+    refused = client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft"}, format="json")
+    assert refused.status_code == 409 and "there is no comparison with tiny" in refused.json()["detail"]
+    activated = client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft", "override": True}, format="json")
+    assert activated.status_code == 200
     created = pool.refill_pool(version.pk, target=2)
     assert created >= 1
     assert Candidate.objects.filter(model_version=version).exists()

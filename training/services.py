@@ -73,16 +73,19 @@ def register_version(
 def activate_version(*, version: ModelVersion, user=None, reason: str = "", override: bool = False) -> VersionActivation:
     """Make ``version`` the one annotators get candidates from; the change is logged for rollback.
 
-    The promotion gate (``evaluation.services.promotion_problem``) refuses a version whose J drops
-    or whose similarity is too low unless staff ``override`` it with a ``reason``. Generation
-    workers read the active version per job, so they switch without a restart; the new version's
-    pool is refilled after commit.
+    The promotion gate (``evaluation.services.promotion_check``) refuses a version whose J drops
+    significantly against the active version's on the same prompts, whose similarity is too low, or
+    that cannot be compared with the active one, unless staff ``override`` it with a ``reason``.
+    The returned activation carries the gate's ``warning`` (e.g. ΔJ within noise; not stored).
+    Generation workers read the active version per job, so they switch without a restart; the new
+    version's pool is refilled after commit.
     """
-    from evaluation.services import promotion_problem
+    from evaluation.services import promotion_check
 
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(is_active=True).first()
-        problem = promotion_problem(version, current)
+        check = promotion_check(version, current)
+        problem = check.problem
         if problem and not (override and reason.strip()):
             raise ActionRefused(problem, 409)
         if current is not None and current.pk != version.pk:
@@ -93,6 +96,7 @@ def activate_version(*, version: ModelVersion, user=None, reason: str = "", over
             version=version, previous=current, activated_by=user, reason=reason, overridden=bool(problem)
         )
         transaction.on_commit(lambda: pool.request_refill(version))
+    activation.warning = check.warning
     return activation
 
 

@@ -7,13 +7,27 @@ from ..models import ModelVersion, TrainingRun
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     parent = serializers.CharField(source="parent.name", default=None)
+    versus_active = serializers.SerializerMethodField(
+        help_text="Paired bootstrap ΔJ/ΔSTA/ΔSIM/ΔFL against the active version on the same held-out prompts: "
+        "{baseline, n, confidence, deltas: {j: {delta, low, high}, ...}} or {baseline, missing}; null for the active one."
+    )
 
     class Meta:
         model = ModelVersion
         fields = [
             "id", "name", "kind", "parent", "is_active", "directory", "source", "hyperparameters", "metrics",
-            "data_snapshot", "library_versions", "device", "notes", "created_at",
+            "versus_active", "data_snapshot", "library_versions", "device", "notes", "created_at",
         ]
+
+    def get_versus_active(self, version: ModelVersion) -> dict | None:
+        from evaluation.services import compare_versions
+
+        if "active" not in self.context:
+            self.context["active"] = ModelVersion.objects.active()
+        active = self.context["active"]
+        if active is None or active.pk == version.pk:
+            return None
+        return compare_versions(version, active)
 
 
 class ActivateSerializer(serializers.Serializer):

@@ -28,7 +28,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         data = ActivateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = self.get_object()
-        run_action(
+        activation = run_action(
             services.activate_version,
             version=version,
             user=request.user,
@@ -36,7 +36,16 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
             override=data.validated_data["override"],
         )
         version.refresh_from_db()
-        return Response(ModelVersionSerializer(version).data)
+        return Response({**ModelVersionSerializer(version).data, "promotion_warning": activation.warning})
+
+    @extend_schema(request=None, responses={201: dict}, summary="Queue an evaluation of this version on the held-out split")
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    def evaluate(self, request, pk=None):
+        from evaluation.api import EvaluationSerializer
+        from evaluation.services import queue_evaluation
+
+        evaluation = run_action(queue_evaluation, version=self.get_object(), user=request.user)
+        return Response(EvaluationSerializer(evaluation).data, status=201)
 
 
 class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):

@@ -38,3 +38,11 @@ class Command(BaseCommand):
         if report.valid == 0:
             raise CommandError(f"No valid rows read from {path or dataset}. {summary}")
         self.stdout.write(self.style.SUCCESS(summary))
+        # The command is the caller that wires the follow-up: versions never evaluated (the base model,
+        # registered before any references existed) are evaluated once held-out references are here.
+        from evaluation.services import evaluate_unevaluated_versions
+
+        queued = evaluate_unevaluated_versions()
+        if queued:
+            names = ", ".join(e.version.name for e in queued)
+            self.stdout.write(f"queued evaluation of {len(queued)} version(s) never evaluated: {names}")
