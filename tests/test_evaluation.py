@@ -209,7 +209,9 @@ def test_low_similarity_is_gated_even_without_an_active_evaluation(api, staff, t
 
 
 def test_versions_page_shows_metrics_lineage_chart_and_side_by_side(staff, tiny_version, heldout):
-    child = ModelVersion.objects.create(name="child", kind="sft", directory="child-dir", parent=tiny_version)
+    child = ModelVersion.objects.create(
+        name="child", kind="sft", directory="child-dir", parent=tiny_version, hyperparameters={"epochs": 1.0, "use_lora": False}
+    )
     a = run_evaluation(queue_evaluation(version=tiny_version, enqueue=False).pk)
     b = evaluated(child, j=0.7)
     for out in a.outputs.all():
@@ -219,6 +221,8 @@ def test_versions_page_shows_metrics_lineage_chart_and_side_by_side(staff, tiny_
     html = client.get(f"/training/versions/?a={tiny_version.pk}&b={child.pk}").content.decode()
     assert "from tiny" in html and "0.700" in html and "chart-data" in html
     assert "kinder words" in html and "you stupid fool" in html
+    assert "<code>epochs</code>: 1" in html and "<code>use_lora</code>: False" in html  # not a Python dict
+    assert "ΔJ vs active" in html and ("significant" in html or "within noise" in html)  # child vs tiny, same sentences
     compare = client.get(f"/api/evaluations/compare/?a={tiny_version.pk}&b={child.pk}").json()
     assert compare["b"] == "child" and compare["rows"][0]["b"] == "kinder words"
 

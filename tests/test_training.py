@@ -245,3 +245,23 @@ def test_training_pages_for_staff(staff, tiny_version, prompts):
     response = client.post("/training/runs/", {"kind": "dpo", "parent": tiny_version.pk}, follow=True)
     assert "No training data" in response.content.decode()
     assert "Activation history" in client.get("/training/versions/").content.decode()
+
+
+def test_run_page_shows_rows_actually_used_and_settings_as_key_value_lines(staff, tiny_version, prompts):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    response = client.post(
+        "/training/runs/",
+        {"kind": "sft", "parent": tiny_version.pk, "max_steps": 2, "subset_size": 3, "include_references": "on"},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "queued on 3 rows" in html  # the seeded sample, not the 8 rows it is drawn from
+    assert "3 training rows (a seeded sample of 8)" in html
+    assert "<code>subset_size</code>: 3" in html and "<code>max_steps</code>: 2" in html
+    assert "{&#x27;" not in html and "{'" not in html  # no Python dict on the page
+    assert "<code>references.dropped_echo</code>: 0" in html
+    run = TrainingRun.objects.get()
+    assert run.rows_used == 3 and run.data_snapshot["count"] == 8
