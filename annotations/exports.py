@@ -16,13 +16,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from .records import gold_rewrites, outside_heldout_judgements, outside_heldout_pairs, reference_prompts
+from .records import parse_since as parse_iso_since
 from .models import Candidate, Judgement, PreferencePair, Prompt
 
 PARTS = ("preferences", "sft", "judgements")
@@ -172,23 +174,20 @@ def _checked(record: dict[str, Any], fields: Iterable[str], what: str) -> dict[s
 
 def parse_since(value: str | date | datetime | None) -> datetime | None:
     """An ISO date (start of that day, in the site's time zone) or datetime, as an aware datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ExportError(f"--since must be an ISO date or datetime (e.g. 2025-01-31), got {value!r}.") from exc
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time.min)
-    return timezone.make_aware(value) if timezone.is_naive(value) else value
+    try:
+        return parse_iso_since(value)
+    except ValueError as exc:
+        raise ExportError(f"--since must be an ISO date or datetime (e.g. 2025-01-31), got {value!r}.") from exc
 
 
 def pairs_for_export(*, status: str = "approved", since: datetime | None = None) -> QuerySet[PreferencePair]:
-    """Pairs with ``status`` ("all" for every status) created at or after ``since``, oldest first."""
+    """Pairs with ``status`` ("all" for every status) created at or after ``since``, oldest first.
+
+    Pairs of held-out prompts are never exported: evaluation must stay clean for whoever trains on this.
+    """
     if status not in STATUS_CHOICES:
         raise ExportError(f"Unknown pair status {status!r}; use one of {', '.join(STATUS_CHOICES)}.")
-    pairs = PreferencePair.objects.all()
+    pairs = outside_heldout_pairs()
     if status != "all":
         pairs = pairs.filter(status=status)
     if since is not None:
@@ -197,8 +196,8 @@ def pairs_for_export(*, status: str = "approved", since: datetime | None = None)
 
 
 def judgements_for_export(*, since: datetime | None = None) -> QuerySet[Judgement]:
-    """Every judgement (skips included) created at or after ``since``, oldest first."""
-    judgements = Judgement.objects.all()
+    """Every judgement (skips included) created at or after ``since``, oldest first; held-out prompts excluded."""
+    judgements = outside_heldout_judgements()
     if since is not None:
         judgements = judgements.filter(created_at__gte=since)
     return judgements.order_by("id")
@@ -270,33 +269,29 @@ def sft_records(
     ``include_references`` the imported human references of non-held-out prompts follow, flagged
     ``is_reference``; held-out prompts stay out so evaluation remains clean.
     """
-    pairs = PreferencePair.objects.approved() if queryset is None else queryset.filter(status=PreferencePair.Status.APPROVED)
-    pairs = pairs.filter(is_own_rewrite=True).select_related("prompt", "model_version", "judgement__user", "reviewed_by")
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
-    latest: dict[tuple[int, str], datetime] = {}  # newest review of each row
-    for pair in pairs.order_by("id").iterator(chunk_size=2000):
-        key = (pair.prompt_id, pair.chosen_text)
-        row = rows.setdefault(key, _sft_row(pair.prompt, pair.chosen_text, is_reference=False))
-        row["pair_ids"].append(pair.id)
-        for column, value in (
-            ("judgement_ids", pair.judgement_id),
-            ("annotators", _username(pair.judgement.user)),
-            ("model_versions", pair.model_version.name if pair.model_version else None),
-            ("original_chosen_texts", pair.original_chosen_text),
-            ("reviewed_by", _username(pair.reviewed_by)),
-        ):
-            if value is not None and value not in row[column]:
-                row[column].append(value)
-        if pair.reviewed_at is not None and (row["reviewed_at"] is None or pair.reviewed_at > latest[key]):
-            latest[key] = pair.reviewed_at
-            row["reviewed_at"] = _iso(pair.reviewed_at)
-    records = [_checked(row, SFT_FIELDS, "sft") for row in rows.values()]
+    rows: list[dict[str, Any]] = []
+    for group in gold_rewrites(queryset):
+        first = group[0]
+        row = _sft_row(first.prompt, first.chosen_text, is_reference=False)
+        reviewed = [pair.reviewed_at for pair in group if pair.reviewed_at is not None]
+        for pair in group:
+            row["pair_ids"].append(pair.id)
+            for column, value in (
+                ("judgement_ids", pair.judgement_id),
+                ("annotators", _username(pair.judgement.user)),
+                ("model_versions", pair.model_version.name if pair.model_version else None),
+                ("original_chosen_texts", pair.original_chosen_text),
+                ("reviewed_by", _username(pair.reviewed_by)),
+            ):
+                if value is not None and value not in row[column]:
+                    row[column].append(value)
+        row["reviewed_at"] = _iso(max(reviewed)) if reviewed else None  # the newest review of the row
+        rows.append(_checked(row, SFT_FIELDS, "sft"))
     if include_references:
-        prompts = Prompt.objects.for_annotation().exclude(references=[]).order_by("id")
-        for prompt in prompts.iterator(chunk_size=2000):
+        for prompt in reference_prompts().iterator(chunk_size=2000):
             for reference in dict.fromkeys(prompt.references):  # same reference twice is one row
-                records.append(_checked(_sft_row(prompt, reference, is_reference=True), SFT_FIELDS, "sft"))
-    return records
+                rows.append(_checked(_sft_row(prompt, reference, is_reference=True), SFT_FIELDS, "sft"))
+    return rows
 
 
 def _shown_candidate(candidate: Candidate, position: int) -> dict[str, Any]:

@@ -260,7 +260,7 @@ def check_results_visible(*, user, comparison: Comparison) -> None:
         )
 
 
-def comparison_results(*, comparison: Comparison, resamples: int = 200, seed: int = 0) -> ArenaResults:
+def comparison_results(*, comparison: Comparison) -> ArenaResults:
     """Win rates and Bradley–Terry ratings from the comparison's choices and ties (skips excluded)."""
     shown: dict[int, dict[int, str]] = defaultdict(dict)
     for candidate_id, item_id, version in Candidate.objects.filter(item__comparison=comparison).values_list(
@@ -280,4 +280,4 @@ def comparison_results(*, comparison: Comparison, resamples: int = 200, seed: in
             loser = next(version for candidate_id, version in sides.items() if candidate_id != chosen)
             wins.append((sides[chosen], loser))
     names = comparison.versions.order_by("name").values_list("name", flat=True)
-    return compute_results(wins, ties, versions=names, resamples=resamples, seed=seed)
+    return compute_results(wins, ties, versions=names)

@@ -2,7 +2,7 @@
 
 Annotations asks for more candidates when its pool runs low (training generates them); training
 announces a registered version (evaluation evaluates it) and asks whether a promotion is allowed
-(evaluation's gate answers). Handlers are registered in the higher app's ``AppConfig.ready()``, so
+(evaluation's gate answers with a problem, which needs an override, and a warning). Handlers are registered in the higher app's ``AppConfig.ready()``, so
 imports keep pointing down.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 POOL_LOW = "pool_low"  # kwargs: version — the active version's ready pool may need a refill
 VERSION_REGISTERED = "version_registered"  # kwargs: version_id — a new checkpoint is in the store
-PROMOTION_PROBLEM = "promotion_problem"  # kwargs: candidate, active — a reason to refuse, or None
+PROMPTS_IMPORTED = "prompts_imported"  # no kwargs — answers: lists of evaluations queued for unevaluated versions
+PROMOTION_CHECK = "promotion_check"  # kwargs: candidate, active — an object with .problem and .warning, or None
 
 _handlers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 

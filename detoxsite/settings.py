@@ -261,12 +261,19 @@ TRAINING_JOB_TIMEOUT = env_int("TRAINING_JOB_TIMEOUT", 6 * 3600)
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", env_int("TRAINING_HEARTBEAT_TIMEOUT", 120))
 
 # --- Evaluation -----------------------------------------------------------------------------------
-EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 200)  # held-out sentences per evaluation
+# Held-out sentences per evaluation; 0 = the whole held-out split (the default: on 200 sentences J's
+# standard error is about +-0.02, as large as the differences the promotion gate has to judge).
+EVAL_SAMPLE_SIZE = env_int("EVAL_SAMPLE_SIZE", 0)
 EVAL_SEED = env_int("EVAL_SEED", 0)
 EVAL_AUTO = env_bool("EVAL_AUTO", True)  # queue an evaluation when a version is registered
 # Causal LM for the fluency score: "base" = the converted bundled base model, "" = checks only, or a path.
 EVAL_FLUENCY_LM = os.environ.get("EVAL_FLUENCY_LM", "base")
 EVAL_TOXICITY_CLASSIFIER = os.environ.get("EVAL_TOXICITY_CLASSIFIER", "profanity-check")  # or a model path/hub id
-# Promotion gate: activating a version whose J drops, or whose SIM is below this, needs an override.
+# Promotion gate: activating a version whose J drops significantly against the active version's on the
+# same prompts (upper bound of the paired bootstrap interval of ΔJ below -PROMOTION_J_TOLERANCE), whose
+# SIM is below PROMOTION_MIN_SIM, or that has no comparison with the active one, needs an override.
 PROMOTION_MIN_SIM = float(os.environ.get("PROMOTION_MIN_SIM", 0.6))
 PROMOTION_J_TOLERANCE = float(os.environ.get("PROMOTION_J_TOLERANCE", 0.0))
+PROMOTION_BOOTSTRAP_RESAMPLES = env_int("PROMOTION_BOOTSTRAP_RESAMPLES", 2000)
+PROMOTION_BOOTSTRAP_SEED = env_int("PROMOTION_BOOTSTRAP_SEED", 0)
+PROMOTION_CONFIDENCE = float(os.environ.get("PROMOTION_CONFIDENCE", 0.95))

@@ -13,7 +13,7 @@ router = DefaultRouter()
 router.register("judgements", annotation_api.JudgementViewSet, basename="judgement")
 router.register("pairs", annotation_api.PairViewSet, basename="pair")
 router.register("prompts", annotation_api.PromptViewSet, basename="prompt")
-router.register("versions", training_api.ModelVersionViewSet, basename="version")
+router.register("versions", evaluation_api.ModelVersionViewSet, basename="version")
 router.register("training-runs", training_api.TrainingRunViewSet, basename="training-run")
 router.register("evaluations", evaluation_api.EvaluationViewSet, basename="evaluation")
 

@@ -8,6 +8,8 @@ from rest_framework.response import Response
 
 from core.actions import run_action
 from core.roles import IsReviewer, IsStaff
+from training import services as training_services
+from training.api.serializers import ActivateSerializer, ModelVersionSerializer
 from training.models import ModelVersion
 
 from . import services
@@ -20,6 +22,26 @@ class EvaluationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Evaluation
         fields = ["id", "version", "status", "sample_size", "seed", "metrics", "meta", "config", "error", "created_at", "finished_at"]
+
+
+class ScoredVersionSerializer(ModelVersionSerializer):
+    """A model version with how it compares with the active one (what the versions page shows)."""
+
+    versus_active = serializers.SerializerMethodField(
+        help_text="Paired bootstrap ΔJ/ΔSTA/ΔSIM/ΔFL against the active version on the same held-out prompts: "
+        "{baseline, n, confidence, deltas: {j: {delta, low, high}, ...}} or {baseline, missing}; null for the active one."
+    )
+
+    class Meta(ModelVersionSerializer.Meta):
+        fields = [*ModelVersionSerializer.Meta.fields, "versus_active"]
+
+    def get_versus_active(self, version: ModelVersion) -> dict | None:
+        if "active" not in self.context:
+            self.context["active"] = ModelVersion.objects.active()
+        active = self.context["active"]
+        if active is None or active.pk == version.pk:
+            return None
+        return services.compare_versions(version, active)
 
 
 class QueueEvaluationSerializer(serializers.Serializer):
@@ -52,7 +74,7 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],
         responses={200: dict},
-        summary="Outputs of two versions on the same held-out sentences",
+        summary="Outputs of two versions on the same held-out sentences, and b - a with paired bootstrap intervals",
     )
     @action(detail=False, methods=["get"])
     def compare(self, request):
@@ -66,6 +88,7 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
             {
                 "a": a.name,
                 "b": b.name,
+                "b_minus_a": services.compare_versions(b, a),
                 "rows": [
                     {"prompt": r["prompt"], "references": r["references"], "a": r["a"].output, "b": r["b"].output,
                      "a_j": r["a"].j, "b_j": r["b"].j}
@@ -73,3 +96,34 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
                 ],
             }
         )
+
+
+class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    """All model versions with lineage and metrics (staff only, like the versions page); staff activate or roll back."""
+
+    permission_classes = [IsStaff]
+    serializer_class = ScoredVersionSerializer
+    queryset = ModelVersion.objects.select_related("parent")
+    filterset_fields = ["kind", "is_active"]
+
+    @extend_schema(request=ActivateSerializer, responses=ScoredVersionSerializer, summary="Make this version active")
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        data = ActivateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = self.get_object()
+        activation = run_action(
+            training_services.activate_version,
+            version=version,
+            user=request.user,
+            reason=data.validated_data.get("reason", ""),
+            override=data.validated_data["override"],
+        )
+        version.refresh_from_db()
+        return Response({**ScoredVersionSerializer(version).data, "promotion_warning": activation.warning})
+
+    @extend_schema(request=None, responses={201: EvaluationSerializer}, summary="Queue an evaluation of this version on the held-out split")
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    def evaluate(self, request, pk=None):
+        evaluation = run_action(services.queue_evaluation, version=self.get_object(), user=request.user)
+        return Response(EvaluationSerializer(evaluation).data, status=201)

@@ -12,4 +12,5 @@ class EvaluationConfig(AppConfig):
         from . import services
 
         hooks.register(hooks.VERSION_REGISTERED, services.queue_evaluation_if_possible)
-        hooks.register(hooks.PROMOTION_PROBLEM, services.promotion_problem)
+        hooks.register(hooks.PROMOTION_CHECK, services.promotion_check)
+        hooks.register(hooks.PROMPTS_IMPORTED, services.evaluate_unevaluated_versions)

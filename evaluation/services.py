@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,34 @@ SHOWN_METRICS = ("sta", "sim", "fl", "chrf", "j")
 def queue_evaluation(
     *, version: ModelVersion, user=None, sample_size: int | None = None, seed: int | None = None, enqueue: bool = True
 ) -> Evaluation:
-    """Create a QUEUED evaluation of ``version`` and queue it on ``evaluation`` after commit."""
-    sample_size = settings.EVAL_SAMPLE_SIZE if sample_size is None else sample_size
-    if sample_size < 1:
+    """Create a QUEUED evaluation of ``version`` and queue it on ``evaluation`` after commit.
+
+    Without ``sample_size``, ``EVAL_SAMPLE_SIZE`` sentences, or the whole held-out split when that is 0.
+    """
+    if sample_size is not None and sample_size < 1:
         raise ActionRefused(f"sample_size must be at least 1, got {sample_size}.")
-    if not heldout_prompts().exists():
+    population = heldout_prompts().count()
+    if not population:
         raise ActionRefused("No held-out prompts with references: import ParaDetox first (manage.py import_prompts).")
+    if sample_size is None:
+        sample_size = settings.EVAL_SAMPLE_SIZE or population
     evaluation = Evaluation.objects.create(
         version=version, sample_size=sample_size, seed=settings.EVAL_SEED if seed is None else seed, requested_by=user
     )
     if enqueue:
         EVALUATION_JOBS.enqueue_on_commit(evaluation.pk)
     return evaluation
+
+
+def evaluate_unevaluated_versions(*, user=None) -> list[Evaluation]:
+    """Queue one evaluation for each version that has none (finished or pending), e.g. once held-out
+    references have been imported; nothing when there are no held-out references."""
+    if not heldout_prompts().exists():
+        return []
+    waiting = ModelVersion.objects.exclude(
+        evaluations__status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING, Evaluation.Status.SUCCEEDED]
+    ).order_by("id")
+    return [queue_evaluation(version=version, user=user) for version in waiting]
 
 
 def queue_evaluation_if_possible(version_id: int) -> None:
@@ -140,24 +157,86 @@ def latest_metrics(version: ModelVersion) -> dict[str, Any]:
     return evaluation.metrics if evaluation else {}
 
 
-def promotion_problem(candidate: ModelVersion, active: ModelVersion | None) -> str | None:
-    """Why activating ``candidate`` instead of ``active`` needs a staff override, or None if it does not.
+def compare_versions(candidate: ModelVersion, baseline: ModelVersion) -> dict[str, Any]:
+    """ΔJ, ΔSTA, ΔSIM, ΔFL (candidate - baseline) with paired bootstrap intervals over the held-out
+    prompts both latest evaluations scored, as ``{"baseline", "n", "deltas", ...}``; or
+    ``{"baseline", "missing": why}`` when there is nothing to compare."""
+    from training.ml.comparison import COMPARED_METRICS, paired_bootstrap
 
-    J must not drop below the active version's (by more than ``PROMOTION_J_TOLERANCE``) and SIM must
-    stay at or above ``PROMOTION_MIN_SIM``; versions not evaluated yet pass.
+    result: dict[str, Any] = {"baseline": baseline.name}
+    ours, theirs = latest_evaluation(candidate), latest_evaluation(baseline)
+    if theirs is None or ours is None:
+        result["missing"] = f"{(baseline if theirs is None else candidate).name} has no finished evaluation"
+        return result
+    fields = ("prompt_id", *COMPARED_METRICS)
+    baseline_rows = {row["prompt_id"]: row for row in theirs.outputs.values(*fields)}
+    pairs = [(row, baseline_rows[row["prompt_id"]]) for row in ours.outputs.values(*fields) if row["prompt_id"] in baseline_rows]
+    if not pairs:
+        result["missing"] = f"the evaluations of {candidate.name} and {baseline.name} share no prompts"
+        return result
+    comparison = paired_bootstrap(
+        [c for c, _ in pairs],
+        [b for _, b in pairs],
+        resamples=settings.PROMOTION_BOOTSTRAP_RESAMPLES,
+        seed=settings.PROMOTION_BOOTSTRAP_SEED,
+        confidence=settings.PROMOTION_CONFIDENCE,
+    )
+    return {**result, **comparison.as_dict()}
+
+
+def describe_delta(comparison: dict[str, Any], metric: str = "j") -> str:
+    """E.g. "ΔJ -0.012 (95% CI -0.031 to +0.006, 812 prompts)"."""
+    d = comparison["deltas"][metric]
+    label = "J" if metric == "j" else metric.upper()
+    return (
+        f"Δ{label} {d['delta']:+.3f} ({comparison['confidence']:.0%} CI {d['low']:+.3f} to {d['high']:+.3f}, "
+        f"{comparison['n']} prompts)"
+    )
+
+
+@dataclass
+class PromotionCheck:
+    """The promotion gate's verdict: a ``problem`` needs a staff override with a reason; a ``warning``
+    passes but is shown; ``comparison`` is ``compare_versions(candidate, active)`` (None without an active)."""
+
+    problem: str | None = None
+    warning: str | None = None
+    comparison: dict[str, Any] | None = None
+
+
+def promotion_check(candidate: ModelVersion, active: ModelVersion | None) -> PromotionCheck:
+    """Judge activating ``candidate`` in place of ``active`` on the same held-out prompts.
+
+    Refused without override: SIM below ``PROMOTION_MIN_SIM``; a significant drop of J (upper bound
+    of the paired interval of ΔJ below ``-PROMOTION_J_TOLERANCE``); no comparison at all (either
+    version never evaluated, or no shared prompts). A ΔJ whose interval holds 0 passes with a warning.
     """
-    new = latest_metrics(candidate)
-    if not new:
-        return None
+    check = PromotionCheck()
     problems = []
-    if new["sim"] < settings.PROMOTION_MIN_SIM:
+    new = latest_metrics(candidate)
+    if new and new["sim"] < settings.PROMOTION_MIN_SIM:
         problems.append(f"its similarity {new['sim']:.3f} is below the threshold {settings.PROMOTION_MIN_SIM:.3f}")
-    old = latest_metrics(active) if active and active.pk != candidate.pk else {}
-    if old and new["j"] < old["j"] - settings.PROMOTION_J_TOLERANCE:
-        problems.append(f"its J {new['j']:.3f} is lower than {active.name}'s {old['j']:.3f}")
-    if not problems:
-        return None
-    return f"Activating {candidate.name} needs an override with a reason: " + " and ".join(problems) + "."
+    if active is not None and active.pk != candidate.pk:
+        check.comparison = compare_versions(candidate, active)
+        if "missing" in check.comparison:
+            problems.append(f"there is no comparison with {active.name}: {check.comparison['missing']}")
+        else:
+            j = check.comparison["deltas"]["j"]
+            if j["high"] < -settings.PROMOTION_J_TOLERANCE:
+                old = latest_metrics(active)
+                problems.append(
+                    f"its J {new['j']:.3f} is lower than {active.name}'s {old['j']:.3f}: {describe_delta(check.comparison)}"
+                )
+            elif j["low"] <= 0:
+                check.warning = f"{describe_delta(check.comparison)} against {active.name} is within noise."
+    if problems:
+        check.problem = f"Activating {candidate.name} needs an override with a reason: " + " and ".join(problems) + "."
+    return check
+
+
+def promotion_problem(candidate: ModelVersion, active: ModelVersion | None) -> str | None:
+    """Why activating ``candidate`` instead of ``active`` needs a staff override, or None (see ``promotion_check``)."""
+    return promotion_check(candidate, active).problem
 
 
 def side_by_side(a: ModelVersion, b: ModelVersion, *, limit: int = 50) -> list[dict[str, Any]]:

@@ -12,15 +12,27 @@ from core.actions import ActionRefused
 from training import services as training_services
 from training.forms import CompareVersionsForm
 from training.models import ModelVersion, VersionActivation
+from training.views import as_items
 
-from .services import SHOWN_METRICS, latest_metrics, side_by_side
+from .services import SHOWN_METRICS, compare_versions, latest_metrics, queue_evaluation, side_by_side
 
 
 @staff_member_required
 def versions(request):
     """All versions with lineage and their latest evaluation, a metrics chart, and side-by-side outputs."""
     all_versions = list(ModelVersion.objects.select_related("parent").order_by("created_at", "id"))
-    rows = [{"version": v, "metrics": latest_metrics(v), "depth": len(v.lineage()) - 1} for v in all_versions]
+    active = next((v for v in all_versions if v.is_active), None)
+    rows = [
+        {
+            "version": v,
+            "metrics": latest_metrics(v),
+            "depth": len(v.lineage()) - 1,
+            "versus_active": compare_versions(v, active) if active is not None and v.pk != active.pk else None,
+            "hyperparameters": as_items(v.hyperparameters),
+            "evaluating": v.evaluations.filter(status__in=["queued", "running"]).exists(),
+        }
+        for v in all_versions
+    ]
     chart = [{"name": r["version"].name, **{k: r["metrics"].get(k) for k in SHOWN_METRICS}} for r in rows if r["metrics"]]
     compared, compare_form = None, None
     if "a" in request.GET or "b" in request.GET:
@@ -48,10 +60,24 @@ def versions(request):
 def activate(request, pk: int):
     version = get_object_or_404(ModelVersion, pk=pk)
     try:
-        training_services.activate_version(
+        activation = training_services.activate_version(
             version=version, user=request.user, reason=request.POST.get("reason", ""), override=bool(request.POST.get("override"))
         )
         messages.success(request, f"{version.name} is now active; annotators get candidates from it.")
+        if activation.warning:
+            messages.warning(request, activation.warning)
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("versions")
+
+
+@staff_member_required
+@require_POST
+def evaluate(request, pk: int):
+    version = get_object_or_404(ModelVersion, pk=pk)
+    try:
+        evaluation = queue_evaluation(version=version, user=request.user)
+        messages.success(request, f"Evaluation of {version.name} on {evaluation.sample_size} held-out sentences queued.")
     except ActionRefused as exc:
         messages.error(request, exc.message)
     return redirect("versions")

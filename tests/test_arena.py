@@ -95,7 +95,7 @@ def side_versions(assignment_id: int) -> list[str]:
 
 def test_clearly_better_version_rates_higher_with_an_interval_excluding_the_other():
     wins = [("good", "bad")] * 140 + [("bad", "good")] * 60
-    results = compute_results(wins, [("good", "bad")] * 20, resamples=200, seed=1)
+    results = compute_results(wins, [("good", "bad")] * 20)
     good, bad = results.standings
     assert (good.version, bad.version) == ("good", "bad")
     assert good.rating > 1000 > bad.rating
@@ -106,7 +106,7 @@ def test_clearly_better_version_rates_higher_with_an_interval_excluding_the_othe
     assert results.win_rates["good"]["bad"] == pytest.approx(150 / 220)
     assert results.win_rates["bad"]["good"] == pytest.approx(70 / 220)
     assert results.pair_judgements["good"]["bad"] == 220
-    assert (results.judgements, results.ties, results.resamples) == (220, 20, 200)
+    assert (results.judgements, results.ties, results.interval) == (220, 20, "laplace")
 
 
 def test_ties_count_half_a_win_each_way():
@@ -127,9 +127,23 @@ def test_three_versions_are_ordered_and_unmet_pairs_have_no_win_rate():
     assert ratings["unplayed"].win_rate is None
 
 
-def test_bootstrap_is_seeded_and_empty_input_has_no_intervals():
+def test_a_clean_sweep_has_an_open_interval_that_more_games_narrow():
+    """6–0 is strong evidence, not certainty: the interval has width and holds the estimate."""
+    sweep = {s.version: s for s in compute_results([("a", "b")] * 6).standings}
+    a = sweep["a"]
+    assert a.rating > 1000 and a.ci_low < a.rating < a.ci_high and a.ci_high - a.ci_low > 100
+    assert sweep["b"].ci_high > 1000 > sweep["b"].rating
+    longer = {s.version: s for s in compute_results([("a", "b")] * 60).standings}["a"]
+    assert longer.ci_low > a.ci_low  # sixty straight wins are surer than six
+    few = compute_results([("a", "b")] * 6 + [("b", "a")] * 4).standings[0]
+    many = compute_results([("a", "b")] * 60 + [("b", "a")] * 40).standings[0]
+    assert many.ci_high - many.ci_low < (few.ci_high - few.ci_low) / 2.5  # about 1/sqrt(10)
+    assert many.ci_low < many.rating < many.ci_high
+
+
+def test_results_are_deterministic_and_empty_input_has_no_intervals():
     wins = [("a", "b")] * 12 + [("b", "a")] * 8
-    assert compute_results(wins, seed=7) == compute_results(wins, seed=7)
+    assert compute_results(wins) == compute_results(wins)
     empty = compute_results([], versions=["a", "b"])
     assert [s.ci_low for s in empty.standings] == [None, None] and empty.judgements == 0
     with pytest.raises(ValueError, match="cannot play itself"):
@@ -290,7 +304,7 @@ def test_results_report_win_rates_ratings_intervals_and_counts(api, make_user, r
     response = api(reviewer).get(f"/api/arena/comparisons/{comparison.pk}/results/")
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["judgements"] == 8 and body["ties"] == 1 and body["skips"] == 0 and body["resamples"] == 200
+    assert body["judgements"] == 8 and body["ties"] == 1 and body["skips"] == 0 and "Laplace" in body["method"]
     best, worst = body["standings"]
     assert (best["version"], worst["version"]) == ("stub-a", "stub-b")
     assert best["version_id"] == ModelVersion.objects.get(name="stub-a").pk

@@ -75,16 +75,38 @@ def test_registered_version_is_evaluated_by_the_evaluation_queue(staff, tiny_ver
     assert response.status_code == 201
 
 
-def test_promotion_gate_needs_override_with_reason(api, staff, tiny_version):
+@pytest.fixture
+def gate_prompts(db):
+    import_prompts([PromptRecord(f"you utter fool number {i}", (f"you are wrong {i}",)) for i in range(60)], source="gate")
+    return list(Prompt.objects.filter(source="gate"))
+
+
+def evaluated_on(version: ModelVersion, prompts, js, **metrics) -> Evaluation:
+    """A finished evaluation of ``version`` with one scored output per prompt (J as given, SIM = J)."""
+    evaluation = evaluated(version, j=sum(js) / len(js), **metrics)
+    for prompt, j in zip(prompts, js):
+        evaluation.outputs.create(prompt=prompt, output="kind words", toxicity=0, sta=1, sim=j, fl=1, chrf=0.3, j=j)
+    return evaluation
+
+
+def noisy(centre: float, n: int, seed: int) -> list[float]:
+    import random
+
+    rng = random.Random(seed)
+    return [min(1.0, max(0.0, centre + rng.gauss(0, 0.15))) for _ in range(n)]
+
+
+def test_promotion_gate_refuses_a_significant_drop_without_override_and_reason(api, staff, tiny_version, gate_prompts):
     worse = ModelVersion.objects.create(name="worse", kind="dpo", directory="worse", parent=tiny_version)
-    evaluated(tiny_version, j=0.6)
-    evaluated(worse, j=0.4)
+    active_js = noisy(0.6, 60, seed=1)
+    evaluated_on(tiny_version, gate_prompts, active_js)
+    evaluated_on(worse, gate_prompts, [j - 0.2 for j in active_js])
     client = api(staff)
     refused = client.post(f"/api/versions/{worse.pk}/activate/", {}, format="json")
     assert refused.status_code == 409
-    assert refused.json()["detail"] == (
-        "Activating worse needs an override with a reason: its J 0.400 is lower than tiny's 0.600."
-    )
+    detail = refused.json()["detail"]
+    assert detail.startswith("Activating worse needs an override with a reason: its J 0.")
+    assert "is lower than tiny's 0." in detail and ": ΔJ -0.200 (95% CI -0.200 to -0.200, 60 prompts)." in detail
     no_reason = client.post(f"/api/versions/{worse.pk}/activate/", {"override": True}, format="json")
     assert no_reason.status_code == 409
     assert ModelVersion.objects.active() == tiny_version
@@ -93,7 +115,89 @@ def test_promotion_gate_needs_override_with_reason(api, staff, tiny_version):
     activation = VersionActivation.objects.first()
     assert activation.overridden and activation.reason == "more polite by eye" and activation.activated_by == staff
     # Rolling back to the better version needs no override.
-    assert client.post(f"/api/versions/{tiny_version.pk}/activate/", {}, format="json").status_code == 200
+    back = client.post(f"/api/versions/{tiny_version.pk}/activate/", {}, format="json")
+    assert back.status_code == 200 and back.json()["promotion_warning"] is None
+
+
+def test_a_difference_within_noise_passes_with_a_warning(api, staff, tiny_version, gate_prompts):
+    candidate = ModelVersion.objects.create(name="candidate", kind="dpo", directory="candidate", parent=tiny_version)
+    active_js = noisy(0.6, 60, seed=1)
+    evaluated_on(tiny_version, gate_prompts, active_js)
+    # The same J on average, up on half the prompts and down on the other half.
+    evaluated_on(candidate, gate_prompts, [j + (0.05 if i % 2 else -0.05) for i, j in enumerate(active_js)])
+    listed = {v["name"]: v for v in api(staff).get("/api/versions/").json()["results"]}
+    versus = listed["candidate"]["versus_active"]
+    assert versus["baseline"] == "tiny" and versus["n"] == 60 and versus["resamples"] == 2000
+    j = versus["deltas"]["j"]
+    assert j["low"] < j["delta"] < j["high"] and j["low"] < 0 < j["high"]
+    assert set(versus["deltas"]) == {"j", "sta", "sim", "fl"} and listed["tiny"]["versus_active"] is None
+    response = api(staff).post(f"/api/versions/{candidate.pk}/activate/", {}, format="json")
+    assert response.status_code == 200
+    assert response.json()["promotion_warning"].startswith("ΔJ ") and "against tiny is within noise." in response.json()["promotion_warning"]
+    client = Client()
+    client.force_login(staff)
+    page = client.post(f"/training/versions/{tiny_version.pk}/activate/", follow=True).content.decode()
+    assert "within noise" in page and "ΔJ vs active" in page
+
+
+@pytest.mark.parametrize("only_evaluated", ["tiny", "candidate"])
+def test_gate_never_passes_without_a_comparison_unless_overridden(api, staff, tiny_version, gate_prompts, only_evaluated):
+    candidate = ModelVersion.objects.create(name="candidate", kind="dpo", directory="candidate", parent=tiny_version)
+    evaluated_on(candidate if only_evaluated == "candidate" else tiny_version, gate_prompts, noisy(0.9, 60, seed=3))
+    missing = "tiny" if only_evaluated == "candidate" else "candidate"
+    response = api(staff).post(f"/api/versions/{candidate.pk}/activate/", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"Activating candidate needs an override with a reason: there is no comparison with tiny: "
+        f"{missing} has no finished evaluation."
+    )
+    ok = api(staff).post(f"/api/versions/{candidate.pk}/activate/", {"override": True, "reason": "checked by hand"}, format="json")
+    assert ok.status_code == 200
+
+
+def test_gate_refuses_evaluations_without_shared_prompts(api, staff, tiny_version, gate_prompts):
+    candidate = ModelVersion.objects.create(name="candidate", kind="dpo", directory="candidate", parent=tiny_version)
+    evaluated_on(tiny_version, gate_prompts[:30], noisy(0.5, 30, seed=4))
+    evaluated_on(candidate, gate_prompts[30:], noisy(0.9, 30, seed=5))
+    response = api(staff).post(f"/api/versions/{candidate.pk}/activate/", {}, format="json")
+    assert response.status_code == 409
+    assert "the evaluations of candidate and tiny share no prompts" in response.json()["detail"]
+
+
+def test_evaluate_action_on_versions_page_and_api(api, annotator, reviewer, staff, tiny_version, heldout):
+    client = Client()
+    client.force_login(staff)
+    page = client.post(f"/training/versions/{tiny_version.pk}/evaluate/", follow=True).content.decode()
+    assert "Evaluation of tiny on 4 held-out sentences queued." in page and "evaluation queued" in page
+    assert api(annotator).post(f"/api/versions/{tiny_version.pk}/evaluate/").status_code == 403
+    assert api(reviewer).post(f"/api/versions/{tiny_version.pk}/evaluate/").status_code == 403
+    created = api(staff).post(f"/api/versions/{tiny_version.pk}/evaluate/")
+    assert created.status_code == 201 and created.json()["status"] == "queued" and created.json()["version"] == "tiny"
+    assert Evaluation.objects.filter(version=tiny_version, status="queued").count() == 2
+
+
+def test_default_evaluation_covers_the_whole_heldout_split(tiny_version, heldout, settings):
+    settings.EVAL_SAMPLE_SIZE = 0
+    assert queue_evaluation(version=tiny_version, enqueue=False).sample_size == len(heldout) == 6
+
+
+def test_importing_heldout_references_evaluates_versions_never_evaluated(tiny_version, tmp_path, settings):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.HELDOUT_PERCENT = 100
+    evaluated_child = ModelVersion.objects.create(name="child", kind="sft", directory="child-dir", parent=tiny_version)
+    evaluated(evaluated_child)
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"toxic": f"shut up fool {i}", "references": [f"please stop {i}"]}) + "\n" for i in range(3)))
+    out = StringIO()
+    call_command("import_prompts", str(path), "--format", "jsonl", stdout=out)
+    assert "queued evaluation of 1 version(s) never evaluated: tiny" in out.getvalue()
+    assert list(Evaluation.objects.filter(status="queued").values_list("version__name", flat=True)) == ["tiny"]
+    call_command("import_prompts", str(path), "--format", "jsonl", stdout=StringIO())
+    assert Evaluation.objects.filter(status="queued").count() == 1  # queued once
 
 
 def test_low_similarity_is_gated_even_without_an_active_evaluation(api, staff, tiny_version, settings):
@@ -105,7 +209,9 @@ def test_low_similarity_is_gated_even_without_an_active_evaluation(api, staff, t
 
 
 def test_versions_page_shows_metrics_lineage_chart_and_side_by_side(staff, tiny_version, heldout):
-    child = ModelVersion.objects.create(name="child", kind="sft", directory="child-dir", parent=tiny_version)
+    child = ModelVersion.objects.create(
+        name="child", kind="sft", directory="child-dir", parent=tiny_version, hyperparameters={"epochs": 1.0, "use_lora": False}
+    )
     a = run_evaluation(queue_evaluation(version=tiny_version, enqueue=False).pk)
     b = evaluated(child, j=0.7)
     for out in a.outputs.all():
@@ -115,6 +221,8 @@ def test_versions_page_shows_metrics_lineage_chart_and_side_by_side(staff, tiny_
     html = client.get(f"/training/versions/?a={tiny_version.pk}&b={child.pk}").content.decode()
     assert "from tiny" in html and "0.700" in html and "chart-data" in html
     assert "kinder words" in html and "you stupid fool" in html
+    assert "<code>epochs</code>: 1" in html and "<code>use_lora</code>: False" in html  # not a Python dict
+    assert "ΔJ vs active" in html and ("significant" in html or "within noise" in html)  # child vs tiny, same sentences
     compare = client.get(f"/api/evaluations/compare/?a={tiny_version.pk}&b={child.pk}").json()
     assert compare["b"] == "child" and compare["rows"][0]["b"] == "kinder words"
 

@@ -42,7 +42,7 @@ def test_refill_stops_when_version_is_deactivated(tiny_version, prompts, stub_ge
     other = ModelVersion.objects.create(name="other", kind="base", directory="other")
     from training.services import activate_version
 
-    activate_version(version=other)
+    activate_version(version=other, override=True, reason="never evaluated: test of the pool")
     created = generation.refill_pool(tiny_version.pk, generator_factory=lambda path: stub_generator)
     assert created == 0 and stub_generator.calls == 0
 

@@ -67,7 +67,11 @@ def test_sft_run_via_api_registers_a_new_version_that_serves_candidates(api, sta
     assert run.loss_history and run.step == 3 == run.total_steps
     assert differs(version, tiny_version)
     # Staff activate it; the pool refills from the new version; old candidates keep their provenance.
-    assert client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft"}, format="json").status_code == 200
+    # Not evaluated yet, so there is no comparison with the active version: only an override activates it.
+    refused = client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft"}, format="json")
+    assert refused.status_code == 409 and "there is no comparison with tiny" in refused.json()["detail"]
+    activated = client.post(f"/api/versions/{version.pk}/activate/", {"reason": "try sft", "override": True}, format="json")
+    assert activated.status_code == 200
     created = generation.refill_pool(version.pk, target=2)
     assert created >= 1
     assert Candidate.objects.filter(model_version=version).exists()
@@ -242,3 +246,23 @@ def test_training_pages_for_staff(staff, tiny_version, prompts):
     response = client.post("/training/runs/", {"kind": "dpo", "parent": tiny_version.pk}, follow=True)
     assert "No training data" in response.content.decode()
     assert "Activation history" in client.get("/training/versions/").content.decode()
+
+
+def test_run_page_shows_rows_actually_used_and_settings_as_key_value_lines(staff, tiny_version, prompts):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    response = client.post(
+        "/training/runs/",
+        {"kind": "sft", "parent": tiny_version.pk, "max_steps": 2, "subset_size": 3, "include_references": "on"},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "queued on 3 rows" in html  # the seeded sample, not the 8 rows it is drawn from
+    assert "3 training rows (a seeded sample of 8)" in html
+    assert "<code>subset_size</code>: 3" in html and "<code>max_steps</code>: 2" in html
+    assert "{&#x27;" not in html and "{'" not in html  # no Python dict on the page
+    assert "<code>references.dropped_echo</code>: 0" in html
+    run = TrainingRun.objects.get()
+    assert run.rows_used == 3 and run.data_snapshot["count"] == 8

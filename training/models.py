@@ -145,6 +145,13 @@ class TrainingRun(JobRow):
         return self.status in self.FINISHED
 
     @property
+    def rows_used(self) -> int:
+        """Rows the run trains on: the frozen snapshot, or its seeded sample when ``subset_size`` is smaller."""
+        count = int(self.data_snapshot.get("count", 0))
+        subset = self.hyperparameters.get("subset_size")
+        return min(count, subset) if isinstance(subset, int) and subset > 0 else count
+
+    @property
     def progress(self) -> float:
         return self.step / self.total_steps if self.total_steps else 0.0
 

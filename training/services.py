@@ -16,7 +16,7 @@ from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint
 from training.ml.data import write_jsonl
 
 from . import generation
-from .datasets import DataFilters, dpo_records, sft_records, snapshot_summary
+from .datasets import DataFilters, dpo_data, sft_data, snapshot_summary
 from .executor import build_config
 from .models import TRAINING_JOBS, ModelVersion, TrainingRun, VersionActivation
 
@@ -58,14 +58,17 @@ def ensure_base_version(*, source: str | None = None, activate_if_none: bool = T
 def activate_version(*, version: ModelVersion, user=None, reason: str = "", override: bool = False) -> VersionActivation:
     """Make ``version`` the one annotators get candidates from; the change is logged for rollback.
 
-    The promotion gate (``hooks.PROMOTION_PROBLEM``, answered by evaluation) refuses a version whose J drops
-    or whose similarity is too low unless staff ``override`` it with a ``reason``. Generation
-    workers read the active version per job, so they switch without a restart; the new version's
-    pool is refilled after commit.
+    The promotion gate (``hooks.PROMOTION_CHECK``, answered by evaluation) refuses a version whose J
+    drops significantly against the active version's on the same prompts, whose similarity is too
+    low, or that cannot be compared with the active one, unless staff ``override`` it with a
+    ``reason``. The returned activation carries the gate's ``warning`` (e.g. ΔJ within noise; not
+    stored). Generation workers read the active version per job, so they switch without a restart;
+    the new version's pool is refilled after commit.
     """
     with transaction.atomic():
         current = ModelVersion.objects.select_for_update().filter(is_active=True).first()
-        problem = hooks.first_answer(hooks.PROMOTION_PROBLEM, candidate=version, active=current)
+        checks = [c for c in hooks.announce(hooks.PROMOTION_CHECK, candidate=version, active=current) if c is not None]
+        problem = next((c.problem for c in checks if c.problem), None)
         if problem and not (override and reason.strip()):
             raise ActionRefused(problem, 409)
         if current is not None and current.pk != version.pk:
@@ -76,6 +79,7 @@ def activate_version(*, version: ModelVersion, user=None, reason: str = "", over
             version=version, previous=current, activated_by=user, reason=reason, overridden=bool(problem)
         )
         transaction.on_commit(lambda: generation.request_refill(version))
+    activation.warning = " ".join(c.warning for c in checks if c.warning)
     return activation
 
 
@@ -106,10 +110,16 @@ def start_training_run(
         build_config(kind, hyperparameters, parent_dir=parent.path, output_dir=store / directory)
     except (TypeError, ValueError) as exc:
         raise ActionRefused(f"Invalid training settings: {exc}") from exc
-    records = sft_records(data_filters) if kind == "sft" else dpo_records(data_filters)
+    data = sft_data(data_filters) if kind == "sft" else dpo_data(data_filters, parent=parent)
+    records = data.records
     if not records:
         what = "approved preference pairs" if kind == "dpo" else "prompts with references or approved gold rewrites"
-        raise ActionRefused(f"No training data: no {what} match these filters.")
+        hint = ""
+        if kind == "dpo" and not data_filters.any_version and dpo_data(
+            DataFilters.from_dict({**data_filters.as_dict(), "any_version": True})
+        ).records:
+            hint = f" Only pairs sampled from {parent.name} are used by default; any_version widens this."
+        raise ActionRefused(f"No training data: no {what} match these filters.{hint}")
     with transaction.atomic():
         run = TrainingRun.objects.create(
             kind=kind,
@@ -117,7 +127,7 @@ def start_training_run(
             created_by=user,
             hyperparameters=hyperparameters,
             data_filters=data_filters.as_dict(),
-            data_snapshot=snapshot_summary(records),
+            data_snapshot=snapshot_summary(records, data.cleaning),
             output_directory=directory,
         )
         run.snapshot_path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,21 @@ from .forms import StartRunForm
 from .models import TrainingRun
 
 
+def as_items(mapping: dict | None, prefix: str = "") -> list[tuple[str, str]]:
+    """A settings or metrics dict as (key, value) lines for a page; nested dicts get dotted keys."""
+    items: list[tuple[str, str]] = []
+    for key, value in (mapping or {}).items():
+        if isinstance(value, dict):
+            items.extend(as_items(value, f"{prefix}{key}."))
+        elif isinstance(value, float):
+            items.append((f"{prefix}{key}", f"{value:.4g}"))
+        elif isinstance(value, list) and len(value) > 12:
+            items.append((f"{prefix}{key}", f"{len(value)} items"))
+        else:
+            items.append((f"{prefix}{key}", "–" if value is None else str(value)))
+    return items
+
+
 @staff_member_required
 def runs(request):
     services.reap_dead_runs()
@@ -26,7 +41,7 @@ def runs(request):
                 filters=form.filters(),
                 hyperparameters=form.hyperparameters(),
             )
-            messages.success(request, f"Run {run.pk} queued on {run.data_snapshot['count']} rows.")
+            messages.success(request, f"Run {run.pk} queued on {run.rows_used} rows.")
             return redirect("training-run", pk=run.pk)
         except ActionRefused as exc:
             form.add_error(None, exc.message)
@@ -37,7 +52,18 @@ def runs(request):
 @staff_member_required
 def run_detail(request, pk: int):
     run = get_object_or_404(TrainingRun.objects.select_related("parent", "result_version"), pk=pk)
-    return render(request, "training/run.html", {"run": run})
+    return render(
+        request,
+        "training/run.html",
+        {
+            "run": run,
+            "hyperparameters": as_items(run.hyperparameters),
+            "data_filters": as_items(run.data_filters),
+            "cleaning": as_items(run.data_snapshot.get("cleaning")),
+            "metrics": as_items(run.metrics),
+            "both_logps_dropped": run.metrics.get("both_logps_dropped") == 1.0,
+        },
+    )
 
 
 @staff_member_required

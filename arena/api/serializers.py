@@ -125,6 +125,5 @@ class ResultsSerializer(serializers.Serializer):
     judgements = serializers.IntegerField(help_text="Choices and ties.")
     ties = serializers.IntegerField()
     skips = serializers.IntegerField()
-    resamples = serializers.IntegerField(help_text="Bootstrap resamples behind the intervals.")
     confidence = serializers.FloatField()
     method = serializers.CharField()

@@ -27,7 +27,7 @@ from . import serializers as s
 
 METHOD = (
     "Bradley–Terry strengths fitted by MM (ties count half a win each way, one virtual tie per pair as prior), "
-    f"on the Elo scale with mean {ELO_CENTRE:.0f}; percentile-bootstrap intervals over judgements."
+    f"on the Elo scale with mean {ELO_CENTRE:.0f}; intervals from the Laplace approximation of the posterior."
 )
 
 
@@ -78,7 +78,6 @@ def results_payload(comparison: Comparison) -> dict:
         "judgements": results.judgements,
         "ties": results.ties,
         "skips": comparison.skip_count,
-        "resamples": results.resamples,
         "confidence": results.confidence,
         "method": METHOD,
     }

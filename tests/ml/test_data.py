@@ -90,3 +90,58 @@ def test_completion_keeps_first_line_and_drops_control_characters() -> None:
     assert clean_completion("  Please be kind.\x00\nand more rambling") == "Please be kind."
     assert clean_completion("Fine<|im_end|>junk") == "Fine"
     assert clean_completion("\x00\x07") == ""
+
+
+def test_echo_of_input_is_the_same_words_or_nearly_the_same_characters() -> None:
+    from training.ml.data import ECHO_CHAR_RATIO, is_echo_of_input
+
+    assert ECHO_CHAR_RATIO == 0.99
+    assert is_echo_of_input("you are a stupid idiot .", "You are a stupid idiot!")
+    assert is_echo_of_input("shut up you fool", "ok, shut up you fool")  # the whole input inside
+    long = "when a war like that gets started it gets a whole lot worse before it gets any better"
+    assert is_echo_of_input(long, long.replace("better", "bettr"))  # a one-letter change
+    # Deleting the swear word is the job, not an echo, even when most characters stay.
+    assert not is_echo_of_input(long.replace("started it", "started shit"), long)
+    assert not is_echo_of_input("you are a stupid idiot", "you are wrong")
+
+
+def test_clean_references_counts_what_it_drops_and_skips_a_missing_classifier(monkeypatch) -> None:
+    from training.ml import data
+
+    records = [
+        {"prompt": "you idiot", "completion": "you idiot"},
+        {"prompt": "you moron", "completion": "you dumb moron"},
+        {"prompt": "you moron", "completion": "you are wrong"},
+    ]
+
+    def toxicity(texts):
+        return [0.9 if "dumb" in t else 0.1 for t in texts]
+
+    kept, counts = data.clean_references(records, toxicity=toxicity)
+    assert [r["completion"] for r in kept] == ["you are wrong"]
+    assert counts == {"references": 3, "dropped_echo": 1, "dropped_toxic": 1, "toxicity_filter": "custom",
+                      "toxicity_threshold": 0.5}
+    monkeypatch.setattr(data, "_default_toxicity", lambda: (None, "unavailable (not installed)"))
+    kept, counts = data.clean_references(records)
+    assert len(kept) == 2 and counts["toxicity_filter"] == "unavailable (not installed)" and counts["dropped_toxic"] == 0
+
+
+def test_reconcile_preferences_majority_wins_and_ties_drop() -> None:
+    from training.ml.data import reconcile_preferences
+
+    def pair(n, chosen, rejected, annotator, prompt="p"):
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "pair_id": n, "annotator": annotator}
+
+    records = [
+        pair(1, "be nice", "go away", "ann"),
+        pair(2, "Be nice.", "go away", "bob"),  # duplicate after normalising
+        pair(3, "go away", "be nice", "cat"),  # outvoted
+        pair(4, "be nice", "go away", "ann"),  # the same annotator again: still one vote
+        pair(5, "hi", "bye", "ann", prompt="q"),
+        pair(6, "bye", "hi", "bob", prompt="q"),  # 1:1, dropped
+        pair(7, "ok", "OK!", "ann", prompt="q"),  # no preference
+    ]
+    kept, counts = reconcile_preferences(records)
+    assert kept == [{"prompt": "p", "chosen": "be nice", "rejected": "go away", "pair_id": 1, "pair_ids": [1, 2, 4]}]
+    assert counts == {"pairs": 7, "kept": 1, "duplicates": 2, "outvoted": 1, "conflicts_dropped": 2,
+                      "identical_dropped": 1}

@@ -105,3 +105,61 @@ def test_default_round_moves_the_bundled_model_towards_chosen(tmp_path, private_
     margins = [entry["rewards/margins"] for entry in result.log_history if "rewards/margins" in entry]
     assert margins[0] == pytest.approx(0.0, abs=1e-3) and margins[-1] > 0.05
     assert weights_changed(base, Path(result.output_dir))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"loss_type": "exo_pair"}, "loss_type must be one of sigmoid, hinge, ipo"),
+        ({"rpo_alpha": -0.5}, "rpo_alpha must be a number >= 0, got -0.5"),
+        ({"rpo_alpha": float("nan")}, "rpo_alpha must be a number >= 0, got nan"),
+    ],
+)
+def test_dpo_loss_options_are_validated(tiny_checkpoint, store, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        config(tiny_checkpoint, store, **overrides).validate()
+
+
+def test_loss_options_reach_trl_and_every_loss_type_is_one_trl_knows(tiny_checkpoint, store):
+    import inspect
+
+    from trl import DPOConfig, DPOTrainer
+
+    from training.ml.dpo import LOSS_TYPES
+
+    assert config(tiny_checkpoint, store).loss_arguments() == {"loss_type": ["sigmoid"]}
+    rpo = config(tiny_checkpoint, store, loss_type="ipo", rpo_alpha=0.5).loss_arguments()
+    assert rpo == {"loss_type": ["ipo", "sft"], "loss_weights": [1.0, 0.5]}
+    DPOConfig(output_dir=str(store / "scratch"), use_cpu=True, bf16=False, **rpo)  # TRL accepts the combination
+    trl_losses = inspect.getsource(DPOTrainer._compute_loss)
+    assert all(f'loss_type == "{name}"' in trl_losses for name in LOSS_TYPES)
+
+
+def test_rpo_alpha_adds_an_sft_term_and_logps_are_recorded(tiny_checkpoint, store, private_tempdir, dpo_records):
+    import math
+
+    plain = run_dpo(config(tiny_checkpoint, store, max_steps=1), dpo_records)
+    rpo_cfg = DPORunConfig(
+        parent_dir=tiny_checkpoint, output_dir=store / "dpo-2", learning_rate=1e-3, logging_steps=1, max_steps=1, rpo_alpha=1.0
+    )
+    with_sft = run_dpo(rpo_cfg, dpo_records)
+    first_loss = [entry["loss"] for entry in plain.log_history if "loss" in entry][0]
+    first_rpo_loss = [entry["loss"] for entry in with_sft.log_history if "loss" in entry][0]
+    assert first_loss == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
+    assert first_rpo_loss > first_loss + 1  # plus the chosen answers' NLL (a random tiny model: several nats)
+    for key in ("logps/chosen", "logps/rejected", "rewards/margins"):
+        assert {f"first_{key}", f"final_{key}", f"change_{key}"} <= set(plain.metrics)
+    assert plain.metrics["both_logps_dropped"] in (0.0, 1.0)
+
+
+def test_summary_flags_a_round_where_both_logps_drop():
+    from training.ml.runs import summarize_metrics
+
+    history = [
+        {"loss": 0.69, "logps/chosen": -20.0, "logps/rejected": -21.0, "rewards/margins": 0.0},
+        {"loss": 0.50, "logps/chosen": -24.0, "logps/rejected": -30.0, "rewards/margins": 0.8},
+    ]
+    metrics = summarize_metrics({"train_loss": 0.6}, history)
+    assert metrics["change_logps/chosen"] == -4.0 and metrics["change_logps/rejected"] == -9.0
+    assert metrics["first_rewards/margins"] == 0.0 and metrics["final_rewards/margins"] == 0.8
+    assert metrics["both_logps_dropped"] == 1.0

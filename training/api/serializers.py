@@ -28,12 +28,13 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     result_version = serializers.CharField(source="result_version.name", default=None, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     progress = serializers.FloatField(read_only=True)
+    rows_used = serializers.IntegerField(read_only=True, help_text="Rows trained on (after subset_size).")
 
     class Meta:
         model = TrainingRun
         fields = [
             "id", "kind", "status", "parent", "result_version", "created_by", "hyperparameters", "data_filters",
-            "data_snapshot", "step", "total_steps", "progress", "loss", "eta_seconds", "loss_history", "metrics",
+            "data_snapshot", "rows_used", "step", "total_steps", "progress", "loss", "eta_seconds", "loss_history", "metrics",
             "log_tail", "error", "traceback", "device", "cancel_requested", "created_at", "started_at",
             "heartbeat_at", "finished_at",
         ]
@@ -45,6 +46,9 @@ class DataFiltersSerializer(serializers.Serializer):
     source = serializers.CharField(required=False, allow_blank=True)
     include_references = serializers.BooleanField(required=False, default=True)
     include_gold_rewrites = serializers.BooleanField(required=False, default=True)
+    any_version = serializers.BooleanField(
+        required=False, default=False, help_text="DPO: also pairs sampled from other versions than the parent."
+    )
 
 
 class StartRunSerializer(serializers.Serializer):

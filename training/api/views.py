@@ -6,38 +6,12 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.actions import Refused, run_action
+from core.actions import ActionRefused, Refused, run_action
 from core.roles import IsStaff
-from core.actions import ActionRefused
 
 from .. import services
 from ..models import ModelVersion, TrainingRun
-from .serializers import ActivateSerializer, ModelVersionSerializer, StartRunSerializer, TrainingRunSerializer
-
-
-class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
-    """All model versions with lineage and metrics (staff only, like the versions page); staff activate or roll back."""
-
-    permission_classes = [IsStaff]
-    serializer_class = ModelVersionSerializer
-    queryset = ModelVersion.objects.select_related("parent")
-    filterset_fields = ["kind", "is_active"]
-
-    @extend_schema(request=ActivateSerializer, responses=ModelVersionSerializer, summary="Make this version active")
-    @action(detail=True, methods=["post"])
-    def activate(self, request, pk=None):
-        data = ActivateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        version = self.get_object()
-        run_action(
-            services.activate_version,
-            version=version,
-            user=request.user,
-            reason=data.validated_data.get("reason", ""),
-            override=data.validated_data["override"],
-        )
-        version.refresh_from_db()
-        return Response(ModelVersionSerializer(version).data)
+from .serializers import StartRunSerializer, TrainingRunSerializer
 
 
 class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):

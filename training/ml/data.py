@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from .prompting import render_prompt
 
 SFT_FIELDS = ("prompt", "completion")
 DPO_FIELDS = ("prompt", "chosen", "rejected")
+logger = logging.getLogger(__name__)
 
 
 def snapshot_hash(records: Sequence[dict[str, Any]]) -> str:
@@ -100,3 +102,122 @@ def build_dpo_dataset(records: Sequence[dict[str, Any]], tokenizer: Any) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(dpo_rows(records, tokenizer))
+
+
+# --- cleaning: what a run should not learn from -----------------------------------------------------
+
+# A reference whose normalised characters match the input's this closely is an echo. Measured on
+# ParaDetox (18,742 references): 146 have the input's very words; at 0.98 the band already holds real
+# one-word edits ("... busy with shit" -> "... busy with it"), so the bar sits above them.
+ECHO_CHAR_RATIO = 0.99
+TOXICITY_THRESHOLD = 0.5  # as evaluation's STA: P(toxic) at or above it still counts as toxic
+
+
+def normalised_words(text: str) -> str:
+    """Lower-cased words without punctuation or spacing differences: the key texts are compared by."""
+    from .evaluate import _words
+
+    return " ".join(_words(text))
+
+
+def is_echo_of_input(toxic: str, rewrite: str, *, char_ratio: float = ECHO_CHAR_RATIO) -> bool:
+    """The rewrite repeats the input: the same words (evaluation's FL echo check, which scores it 0),
+    the whole input inside it, or characters at least ``char_ratio`` similar after normalising."""
+    import difflib
+
+    from .evaluate import _words, is_echo
+
+    toxic_words, rewrite_words = _words(toxic), _words(rewrite)
+    if is_echo(rewrite_words, toxic_words):
+        return True
+    a, b = " ".join(toxic_words), " ".join(rewrite_words)
+    return bool(a and b) and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= char_ratio
+
+
+def _default_toxicity() -> tuple[Any, str]:
+    """Evaluation's default classifier (alt-profanity-check), or (None, why not)."""
+    from .evaluate import EvaluationError, load_toxicity_classifier
+
+    try:
+        return load_toxicity_classifier("profanity-check"), "profanity-check"
+    except (EvaluationError, ImportError) as exc:
+        return None, f"unavailable ({exc})"
+
+
+def clean_references(
+    records: Sequence[dict[str, Any]],
+    *,
+    toxicity: Any | None = None,
+    threshold: float = TOXICITY_THRESHOLD,
+    char_ratio: float = ECHO_CHAR_RATIO,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Drop SFT references that echo their input or that the toxicity classifier still flags.
+
+    ``toxicity`` (texts -> P(toxic)) defaults to evaluation's alt-profanity-check; when that cannot be
+    loaded the toxicity filter is skipped and the returned counts say so. Returns (kept, counts).
+    """
+    kept = [r for r in records if not is_echo_of_input(r["prompt"], r["completion"], char_ratio=char_ratio)]
+    counts: dict[str, Any] = {"references": len(records), "dropped_echo": len(records) - len(kept)}
+    name = getattr(toxicity, "name", "custom") if toxicity is not None else None
+    if toxicity is None:
+        toxicity, name = _default_toxicity()
+    if toxicity is None:
+        logger.warning("SFT references not checked for toxicity: classifier %s", name)
+        counts.update(dropped_toxic=0, toxicity_filter=name)
+        return kept, counts
+    probabilities = list(toxicity([r["completion"] for r in kept])) if kept else []
+    clean = [r for r, p in zip(kept, probabilities) if p < threshold]
+    counts.update(dropped_toxic=len(kept) - len(clean), toxicity_filter=name, toxicity_threshold=threshold)
+    return clean, counts
+
+
+def reconcile_preferences(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Deduplicate preference records and settle disagreements between annotators.
+
+    Records are compared by normalised text (``normalised_words``). For each prompt and each two
+    texts, every annotator votes once for the order they chose (a record's ``annotator``; without
+    one, each record is its own voter); the order with more votes is kept as one record, ties drop
+    both orders. The kept record is the first one of the winning order with ``pair_ids`` listing
+    every record merged into it. Records whose two texts normalise alike carry no preference and go.
+    Returns (records in first-seen order without ``annotator``, counts).
+    """
+    groups: dict[tuple[str, frozenset[str]], dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    position: dict[int, int] = {}  # id(record) -> index, to return records in first-seen order
+    identical = 0
+    for index, record in enumerate(records):
+        position[id(record)] = index
+        chosen, rejected = normalised_words(record["chosen"]), normalised_words(record["rejected"])
+        if chosen == rejected:
+            identical += 1
+            continue
+        key = (normalised_words(record["prompt"]), frozenset((chosen, rejected)))
+        groups.setdefault(key, {}).setdefault((chosen, rejected), []).append(record)
+
+    kept: list[tuple[int, dict[str, Any]]] = []
+    duplicates = outvoted = conflicts = 0
+    for orders in groups.values():
+        votes = {
+            order: len({r.get("annotator") or ("record", id(r)) for r in group}) for order, group in orders.items()
+        }
+        ranked = sorted(orders, key=lambda order: -votes[order])
+        if len(ranked) == 2 and votes[ranked[0]] == votes[ranked[1]]:
+            conflicts += sum(len(group) for group in orders.values())
+            continue
+        winner = orders[ranked[0]]
+        outvoted += sum(len(orders[order]) for order in ranked[1:])
+        duplicates += len(winner) - 1
+        first = {k: v for k, v in winner[0].items() if k != "annotator"}
+        ids = [r["pair_id"] for r in winner if "pair_id" in r]
+        if ids:
+            first["pair_ids"] = ids
+        kept.append((position[id(winner[0])], first))
+    kept.sort(key=lambda item: item[0])
+    counts = {
+        "pairs": len(records),
+        "kept": len(kept),
+        "duplicates": duplicates,
+        "outvoted": outvoted,
+        "conflicts_dropped": conflicts,
+        "identical_dropped": identical,
+    }
+    return [record for _, record in kept], counts

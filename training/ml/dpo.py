@@ -5,6 +5,7 @@ moves the model relative to the version it was trained from.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,6 +25,12 @@ from .runs import (
 
 
 MAX_BETA = 10.0  # DPO uses 0.01-0.5; beyond ~10 the policy cannot move from the reference at all
+# TRL 1.16's DPO losses that need no setting beyond beta. Left out: "exo_pair" and "robust" (they need
+# label_smoothing, not exposed here) and "sft" (use rpo_alpha, which adds it to the preference loss).
+LOSS_TYPES = (
+    "sigmoid", "hinge", "ipo", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down",
+    "discopop", "sigmoid_norm",
+)
 
 
 @dataclass
@@ -38,6 +45,11 @@ class DPORunConfig(RunConfig):
     DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-6
     max_length: int = 128
     logging_steps: int = 2
+    loss_type: str = "sigmoid"  # TRL's preference loss; "sigmoid" is the DPO paper's (see LOSS_TYPES)
+    # Weight of an NLL (SFT) term on the chosen answers, as in RPO (Pang et al., 2024): > 0 keeps the
+    # chosen texts, annotators' own rewrites included, likely while the margin grows. 0 = plain DPO
+    # (the behaviour so far; no measurement yet justifies another default).
+    rpo_alpha: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -45,6 +57,22 @@ class DPORunConfig(RunConfig):
             raise ValueError(f"beta must be a positive number, got {self.beta!r}")
         if self.beta > MAX_BETA:
             raise ValueError(f"beta must be at most {MAX_BETA}, got {self.beta!r}")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {', '.join(LOSS_TYPES)}; got {self.loss_type!r}")
+        if (
+            isinstance(self.rpo_alpha, bool)
+            or not isinstance(self.rpo_alpha, (int, float))
+            or not math.isfinite(self.rpo_alpha)
+            or self.rpo_alpha < 0
+        ):
+            raise ValueError(f"rpo_alpha must be a number >= 0, got {self.rpo_alpha!r}")
+
+    def loss_arguments(self) -> dict[str, Any]:
+        """``DPOConfig`` loss settings. TRL 1.16 has no ``rpo_alpha`` of its own: RPO is its "sft" loss
+        (mean NLL of the chosen tokens) added to the preference loss with weight ``rpo_alpha``."""
+        if self.rpo_alpha > 0:
+            return {"loss_type": [self.loss_type, "sft"], "loss_weights": [1.0, float(self.rpo_alpha)]}
+        return {"loss_type": [self.loss_type]}
 
 
 def run_dpo(
@@ -71,7 +99,7 @@ def run_dpo(
         model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
         # With LoRA the reference is the base with the adapter disabled; otherwise a frozen copy.
         reference = None if cfg.use_lora else load_model_and_tokenizer(cfg.parent_dir)[0]
-        args = DPOConfig(**common_training_arguments(cfg, device, scratch), beta=cfg.beta)
+        args = DPOConfig(**common_training_arguments(cfg, device, scratch), beta=cfg.beta, **cfg.loss_arguments())
         return DPOTrainer(
             model=model,
             ref_model=reference,

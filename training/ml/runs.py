@@ -186,16 +186,36 @@ def load_model_and_tokenizer(model_dir: str | Path) -> tuple[Any, Any]:
 
 # Logged values worth keeping from the last log entry: the loss, SFT's token accuracy, DPO's rewards.
 FINAL_METRIC_PREFIXES = ("loss", "mean_token_accuracy", "rewards/", "logps/")
+# DPO's drift signals, kept from the first and the last log: a round where the chosen answers' log-probability
+# falls along with the rejected ones' moves mass to texts nobody chose (e.g. back towards copying the input),
+# however much the margin grows.
+TRACKED_DPO_LOGS = ("logps/chosen", "logps/rejected", "rewards/margins")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def summarize_metrics(train_metrics: dict[str, Any], log_history: list[dict[str, Any]]) -> dict[str, float]:
-    """The trainer's end-of-run metrics (``train_loss`` is the run's mean) plus ``final_*`` last-logged values."""
-    metrics = {k: float(v) for k, v in train_metrics.items() if isinstance(v, (int, float))}
+    """The trainer's end-of-run metrics (``train_loss`` is the run's mean) plus ``final_*`` last-logged values.
+
+    For DPO also ``first_*`` and ``change_*`` of the log-probabilities of chosen and rejected answers and
+    of the reward margin, and ``both_logps_dropped`` (1.0 when both log-probabilities ended lower).
+    """
+    metrics = {k: float(v) for k, v in train_metrics.items() if _finite(v)}
     logged = [entry for entry in log_history if "loss" in entry]
     if logged:
         for key, value in logged[-1].items():
-            if key.startswith(FINAL_METRIC_PREFIXES) and isinstance(value, (int, float)) and math.isfinite(value):
+            if key.startswith(FINAL_METRIC_PREFIXES) and _finite(value):
                 metrics[f"final_{key}"] = float(value)
+    for key in TRACKED_DPO_LOGS:
+        values = [float(entry[key]) for entry in logged if _finite(entry.get(key))]
+        if values:
+            metrics[f"first_{key}"], metrics[f"final_{key}"] = values[0], values[-1]
+            metrics[f"change_{key}"] = values[-1] - values[0]
+    if "change_logps/chosen" in metrics and "change_logps/rejected" in metrics:
+        dropped = metrics["change_logps/chosen"] < 0 and metrics["change_logps/rejected"] < 0
+        metrics["both_logps_dropped"] = 1.0 if dropped else 0.0
     return metrics
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.importers import FORMATS, import_prompts, read_hub_dataset, read_prompts
+from core import hooks
 
 MAX_ERRORS_SHOWN = 20
 
@@ -38,3 +39,9 @@ class Command(BaseCommand):
         if report.valid == 0:
             raise CommandError(f"No valid rows read from {path or dataset}. {summary}")
         self.stdout.write(self.style.SUCCESS(summary))
+        # Versions never evaluated (the base model, registered before any references existed) are
+        # evaluated once held-out references are here: evaluation answers this hook.
+        queued = [e for answer in hooks.announce(hooks.PROMPTS_IMPORTED) for e in answer or []]
+        if queued:
+            names = ", ".join(e.version.name for e in queued)
+            self.stdout.write(f"queued evaluation of {len(queued)} version(s) never evaluated: {names}")

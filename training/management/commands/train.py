@@ -7,6 +7,7 @@ from tqdm import tqdm
 from core.actions import ActionRefused
 from training import services
 from training.executor import execute_run
+from training.ml.dpo import LOSS_TYPES
 from training.models import ModelVersion, TrainingRun
 
 
@@ -23,6 +24,10 @@ class Command(BaseCommand):
         data.add_argument("--source", help="SFT: prompt source (e.g. paradetox); DPO: pair source (annotation, arena).")
         data.add_argument("--no-references", action="store_true", help="SFT: skip imported human references.")
         data.add_argument("--no-gold-rewrites", action="store_true", help="SFT: skip approved own rewrites.")
+        data.add_argument(
+            "--any-version", action="store_true",
+            help="DPO: also pairs sampled from other versions than the parent (default: the parent's only).",
+        )
         hp = parser.add_argument_group("hyperparameters (defaults: see training/ml/sft.py and dpo.py)")
         hp.add_argument("--epochs", type=float)
         hp.add_argument("--max-steps", type=int)
@@ -31,6 +36,10 @@ class Command(BaseCommand):
         hp.add_argument("--max-length", type=int)
         hp.add_argument("--subset-size", type=int, help="SFT: train on a seeded sample of this many rows.")
         hp.add_argument("--beta", type=float, help="DPO: strength of the pull towards the parent.")
+        hp.add_argument("--loss-type", choices=LOSS_TYPES, help="DPO: TRL's preference loss (default sigmoid).")
+        hp.add_argument(
+            "--rpo-alpha", type=float, help="DPO: weight of an SFT (NLL) term on the chosen answers; 0 = plain DPO."
+        )
         hp.add_argument("--lora", action="store_true", dest="use_lora", default=None, help="Train a LoRA adapter (merged on save).")
         hp.add_argument("--seed", type=int)
 
@@ -39,7 +48,7 @@ class Command(BaseCommand):
         if parent_version is None:
             raise CommandError(f"No such parent version: {parent}" if parent else "No active version to train from.")
         names = ["epochs", "max_steps", "batch_size", "learning_rate", "max_length", "seed", "use_lora"]
-        names += ["subset_size"] if kind == "sft" else ["beta"]
+        names += ["subset_size"] if kind == "sft" else ["beta", "loss_type", "rpo_alpha"]
         hyperparameters = {n: opts[n] for n in names if opts.get(n) is not None}
         filters = {
             "approved_since": opts["approved_since"],
@@ -47,6 +56,7 @@ class Command(BaseCommand):
             "source": opts["source"],
             "include_references": not opts["no_references"],
             "include_gold_rewrites": not opts["no_gold_rewrites"],
+            "any_version": opts["any_version"] or None,
         }
         try:
             run = services.start_training_run(

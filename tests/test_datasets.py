@@ -1,0 +1,130 @@
+"""Training data from the database: cleaning, reconciling annotators, on-policy pairs, held-out prompts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from annotations import exports
+from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt
+from training import services
+from training.datasets import DataFilters, dpo_data, dpo_records, sft_data, sft_records
+from training.models import ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+
+def approved_pair(user, prompt, chosen, rejected, version, *, own_rewrite=False):
+    """An approved pair as the annotation flow leaves it: an item of ``version``, a judgement, the pair."""
+    item = AnnotationItem.objects.create(prompt=prompt, model_version=version)
+    rejected_candidate = Candidate.objects.create(item=item, model_version=version, text=rejected, seed=1)
+    chosen_candidate = None if own_rewrite else Candidate.objects.create(item=item, model_version=version, text=chosen, seed=1)
+    order = [c.id for c in (chosen_candidate, rejected_candidate) if c]
+    assignment = Assignment.objects.create(user=user, item=item, candidate_order=order)
+    judgement = Judgement.objects.create(
+        assignment=assignment, user=user, item=item,
+        kind="none" if own_rewrite else "choice", own_rewrite=chosen if own_rewrite else "", chosen_candidate=chosen_candidate,
+    )
+    return PreferencePair.objects.create(
+        judgement=judgement, prompt=prompt, model_version=version, chosen_candidate=chosen_candidate,
+        rejected_candidate=rejected_candidate, chosen_text=chosen, rejected_text=rejected, original_chosen_text=chosen,
+        is_own_rewrite=own_rewrite, status="approved", reviewed_at=timezone.now(),
+    )
+
+
+@pytest.fixture
+def older(tiny_version):
+    return ModelVersion.objects.create(name="older", kind="base", directory="older-dir")
+
+
+def test_sft_drops_echoed_and_still_toxic_references_and_counts_them(tiny_version):
+    Prompt.objects.create(text="you are a stupid idiot", text_hash="a", source="test", references=[
+        "You are a stupid idiot.",  # the input's very words
+        "you are a stupid idiot!!",  # the same after normalising
+        "you are a fucking idiot",  # still toxic
+        "you are wrong",
+    ])
+    data = sft_data(DataFilters())
+    assert [r["completion"] for r in data.records] == ["you are wrong"]
+    cleaning = data.cleaning["references"]
+    assert cleaning["references"] == 4 and cleaning["dropped_echo"] == 2 and cleaning["dropped_toxic"] == 1
+    assert cleaning["toxicity_filter"] == "profanity-check"
+    run = services.start_training_run(kind="sft", parent=tiny_version, enqueue=False)
+    assert run.data_snapshot["count"] == 1 and run.data_snapshot["cleaning"] == data.cleaning
+
+
+def test_dpo_pairs_are_deduplicated_and_reconciled_across_annotators(make_user, tiny_version):
+    ann, bob, cat = make_user("ann"), make_user("bob"), make_user("cat")
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    other = Prompt.objects.create(text="damn you", text_hash="q", source="test")
+    kept = approved_pair(ann, prompt, "please be quiet", "shut up", tiny_version)
+    approved_pair(bob, prompt, "Please be quiet.", "shut up", tiny_version)  # same order, normalised alike
+    approved_pair(cat, prompt, "shut up", "please be quiet", tiny_version)  # outvoted 2:1
+    approved_pair(ann, other, "hello", "go away", tiny_version)
+    approved_pair(bob, other, "go away", "hello", tiny_version)  # 1:1, both dropped
+    data = dpo_data(DataFilters(), parent=tiny_version)
+    assert [(r["chosen"], r["rejected"]) for r in data.records] == [("please be quiet", "shut up")]
+    assert data.records[0]["pair_id"] == kept.id and len(data.records[0]["pair_ids"]) == 2
+    assert data.cleaning["pairs"] == {
+        "pairs": 5, "kept": 1, "duplicates": 1, "outvoted": 1, "conflicts_dropped": 2, "identical_dropped": 0,
+    }
+
+
+def test_dpo_uses_the_parents_pairs_unless_any_version(staff, tiny_version, older):
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    mine = approved_pair(staff, prompt, "please be quiet", "shut up", tiny_version)
+    theirs = approved_pair(staff, prompt, "be quiet please", "shut it", older)
+    assert [r["pair_id"] for r in dpo_records(DataFilters(), parent=tiny_version)] == [mine.id]
+    assert [r["pair_id"] for r in dpo_records(DataFilters(any_version=True), parent=tiny_version)] == [mine.id, theirs.id]
+    run = services.start_training_run(kind="dpo", parent=tiny_version, enqueue=False)
+    assert run.data_snapshot["pair_ids"] == [mine.id]
+    run = services.start_training_run(kind="dpo", parent=tiny_version, filters={"any_version": True}, enqueue=False)
+    assert run.data_snapshot["pair_ids"] == [mine.id, theirs.id]
+
+
+def test_empty_on_policy_dpo_data_says_how_to_widen(staff, tiny_version, older):
+    from core.actions import ActionRefused
+
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    approved_pair(staff, prompt, "please be quiet", "shut up", older)
+    with pytest.raises(ActionRefused, match="Only pairs sampled from tiny are used by default; any_version widens this."):
+        services.start_training_run(kind="dpo", parent=tiny_version, enqueue=False)
+
+
+def test_any_version_from_command_form_and_api(staff, tiny_version, older, api):
+    from django.core.management import call_command
+
+    from training.forms import StartRunForm
+
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    approved_pair(staff, prompt, "please be quiet", "shut up", older)
+    call_command("train", "dpo", "--any-version", "--queue")
+    form = StartRunForm({"kind": "dpo", "parent": tiny_version.pk, "any_version": "on"})
+    assert form.is_valid() and form.filters()["any_version"] is True
+    response = api(staff).post("/api/training-runs/", {"kind": "dpo", "filters": {"any_version": True}}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["data_filters"]["any_version"] is True
+
+
+def test_heldout_prompts_reach_no_training_or_export_rows(staff, tiny_version, tmp_path):
+    train = Prompt.objects.create(text="you are a stupid idiot", text_hash="t", source="test", references=["you are wrong"])
+    held = Prompt.objects.create(text="shut up you fool", text_hash="h", source="test", references=["please be quiet"])
+    for prompt in (train, held):
+        approved_pair(staff, prompt, f"kind words for {prompt.id}", prompt.text, tiny_version)
+        approved_pair(staff, prompt, f"own rewrite for {prompt.id}", f"bad words {prompt.id}", tiny_version, own_rewrite=True)
+    Prompt.objects.filter(pk=held.pk).update(is_heldout=True)  # marked held out after it was annotated
+
+    def texts(rows):
+        return json.dumps(list(rows), default=str)
+
+    sft = texts(sft_records(DataFilters()))
+    dpo = texts(dpo_records(DataFilters(), parent=tiny_version))
+    exported = texts(exports.preference_records(exports.pairs_for_export(status="all")))
+    exported_sft = texts(exports.sft_records(exports.pairs_for_export(), include_references=True))
+    exported_judgements = texts(exports.judgement_records(exports.judgements_for_export()))
+    result = exports.export_dataset(tmp_path / "export", include_references=True)
+    files = "".join(p.read_text() for p in result.directory.glob("*.jsonl"))
+    for rows in (sft, dpo, exported, exported_sft, exported_judgements, files):
+        assert train.text in rows
+        assert held.text not in rows and f"for {held.id}" not in rows
