@@ -359,7 +359,7 @@ def test_quality_api_reports(api, reviewer, spammer_scenario):
 @pytest.mark.parametrize(
     "role, page, annotators_api, versions_api, gold_page",
     [
-        ("anonymous", 302, 403, 403, 302),
+        ("anonymous", 302, 401, 401, 302),  # 401 + WWW-Authenticate: Token (token auth listed first)
         ("annotator", 403, 403, 403, 302),
         ("reviewer", 200, 200, 200, 302),
         ("admin", 200, 200, 200, 200),
