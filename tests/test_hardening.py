@@ -64,7 +64,7 @@ def test_local_runs_generate_a_private_secret_key_once_and_debug_is_off(tmp_path
 
 def test_static_files_are_served_with_debug_off(settings):
     assert settings.DEBUG is False
-    response = Client().get("/static/js/annotate.js")
+    response = Client().get("/static/js/judge.js")
     assert response.status_code == 200
 
 
@@ -416,7 +416,7 @@ def openapi_schema(django_db_blocker):
     [
         ("Judgement", "chosen_text"),
         ("Judgement", "model_version"),
-        ("ModelVersion", "parent"),
+        ("ScoredVersion", "parent"),
         ("PreferencePair", "model_version"),
         ("PreferencePair", "reviewed_by"),
         ("PreferencePair", "chosen_candidate"),

@@ -79,7 +79,7 @@ def activate_version(*, version: ModelVersion, user=None, reason: str = "", over
             version=version, previous=current, activated_by=user, reason=reason, overridden=bool(problem)
         )
         transaction.on_commit(lambda: generation.request_refill(version))
-    activation.warning = " ".join(c.warning for c in checks if c.warning)
+    activation.warning = " ".join(c.warning for c in checks if c.warning) or None
     return activation
 
 
