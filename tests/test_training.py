@@ -266,3 +266,24 @@ def test_run_page_shows_rows_actually_used_and_settings_as_key_value_lines(staff
     assert "<code>references.dropped_echo</code>: 0" in html
     run = TrainingRun.objects.get()
     assert run.rows_used == 3 and run.data_snapshot["count"] == 8
+
+
+def test_start_run_form_cli_and_api_describe_the_config_dataclasses():
+    """Every tunable field of the run configs is offered with its real default, nowhere typed twice."""
+    import dataclasses
+
+    from training.api.serializers import StartRunSerializer
+    from training.forms import StartRunForm
+    from training.management.commands.train import Command
+    from training.ml.dpo import DPORunConfig
+    from training.ml.sft import SFTRunConfig
+
+    form = StartRunForm()
+    cli = Command().create_parser("manage.py", "train").format_help()
+    api_help = str(StartRunSerializer().fields["hyperparameters"].help_text)
+    fields = {f.name for c in (SFTRunConfig, DPORunConfig) for f in dataclasses.fields(c)}
+    for name in fields - {"parent_dir", "output_dir", "logging_steps", "lora_r", "lora_alpha"}:
+        assert name in form.fields and f"--{name.replace('_', '-')}" in cli and f"{name} (" in api_help
+    batch = f"SFT {SFTRunConfig.batch_size}, DPO {DPORunConfig.batch_size}"
+    assert batch in form.fields["batch_size"].help_text and batch in api_help
+    assert form.fields["beta"].help_text.startswith("DPO: ") and f"DPO {DPORunConfig.beta:g}" in form.fields["beta"].help_text

@@ -2,15 +2,22 @@ from __future__ import annotations
 
 from django import forms
 
-from training.ml.dpo import LOSS_TYPES
+from training.ml.hyperparameters import Hyperparameter, tunable_hyperparameters
 
 from .models import ModelVersion, TrainingRun
 
-HYPERPARAMETERS = (
-    "epochs", "max_steps", "batch_size", "learning_rate", "max_length", "subset_size", "beta", "loss_type", "rpo_alpha",
-    "use_lora", "seed",
-)
-DPO_ONLY = ("beta", "loss_type", "rpo_alpha")
+HYPERPARAMETERS = tunable_hyperparameters()
+
+
+def hyperparameter_field(hp: Hyperparameter) -> forms.Field:
+    """An optional form field for ``hp``; its help names the run kinds that take it and their defaults."""
+    only = "" if len(hp.kinds) > 1 else f"{hp.kinds[0].upper()}: "
+    options = dict(required=False, help_text=only + hp.describe())
+    if hp.type is bool:
+        return forms.BooleanField(**options)
+    if hp.choices:
+        return forms.ChoiceField(choices=[("", "default")] + [(c, c) for c in hp.choices], **options)
+    return {int: forms.IntegerField, float: forms.FloatField}.get(hp.type, forms.CharField)(**options)
 
 
 class CompareVersionsForm(forms.Form):
@@ -33,32 +40,18 @@ class StartRunForm(forms.Form):
     any_version = forms.BooleanField(
         required=False, help_text="DPO: also pairs sampled from other versions than the parent (off-policy)."
     )
-    epochs = forms.FloatField(required=False, help_text="SFT 1, DPO 2")
-    max_steps = forms.IntegerField(required=False, help_text="-1 = use epochs")
-    batch_size = forms.IntegerField(required=False, help_text="SFT 8, DPO 4")
-    learning_rate = forms.FloatField(required=False, help_text="SFT 5e-5, DPO 5e-6; 10x with LoRA")
-    max_length = forms.IntegerField(required=False, help_text="128 tokens")
-    subset_size = forms.IntegerField(required=False, help_text="SFT: e.g. 800 for the quick CPU path")
-    beta = forms.FloatField(required=False, help_text="DPO: 0.1")
-    loss_type = forms.ChoiceField(
-        required=False, choices=[("", "sigmoid (default)")] + [(t, t) for t in LOSS_TYPES], help_text="DPO: TRL's loss"
-    )
-    rpo_alpha = forms.FloatField(
-        required=False, min_value=0, help_text="DPO: weight of an SFT term on the chosen answers (RPO); 0 = off"
-    )
-    use_lora = forms.BooleanField(required=False, help_text="LoRA adapter, merged on save")
-    seed = forms.IntegerField(required=False)
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["parent"].initial = ModelVersion.objects.active()
 
     def hyperparameters(self) -> dict:
+        """The settings given for this kind of run; empty ones take the config's default."""
         data = self.cleaned_data
-        chosen = {name: data[name] for name in HYPERPARAMETERS if data.get(name) not in (None, "", False)}
-        for name in DPO_ONLY if data["kind"] == "sft" else ("subset_size",):
-            chosen.pop(name, None)
-        return chosen
+        return {
+            hp.name: data[hp.name]
+            for hp in HYPERPARAMETERS
+            if data["kind"] in hp.kinds and data.get(hp.name) not in (None, "", False)
+        }
 
     def filters(self) -> dict:
         data = self.cleaned_data
@@ -68,3 +61,6 @@ class StartRunForm(forms.Form):
         if data.get("any_version"):
             filters["any_version"] = True
         return filters
+
+
+StartRunForm.base_fields.update((hp.name, hyperparameter_field(hp)) for hp in HYPERPARAMETERS)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from training.ml.hyperparameters import tunable_hyperparameters
+
 from ..models import ModelVersion, TrainingRun
 
 
@@ -59,6 +61,10 @@ class StartRunSerializer(serializers.Serializer):
     filters = DataFiltersSerializer(required=False)
     hyperparameters = serializers.DictField(
         required=False,
-        help_text="e.g. {\"epochs\": 2, \"learning_rate\": 5e-6, \"batch_size\": 4, \"beta\": 0.1, \"max_steps\": -1, "
-        "\"subset_size\": 800, \"use_lora\": false}",
+        help_text="Any of these keys; a missing one takes its default. "
+        + "; ".join(
+            f"{hp.name} ({hp.type.__name__}{', ' + hp.kinds[0].upper() + ' only' if len(hp.kinds) == 1 else ''}): "
+            + hp.describe()
+            for hp in tunable_hyperparameters()
+        ),
     )

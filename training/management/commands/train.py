@@ -7,8 +7,11 @@ from tqdm import tqdm
 from core.actions import ActionRefused
 from training import services
 from training.executor import execute_run
-from training.ml.dpo import LOSS_TYPES
+from training.ml.hyperparameters import tunable_hyperparameters
 from training.models import ModelVersion, TrainingRun
+
+HYPERPARAMETERS = tunable_hyperparameters()
+FLAG_ALIASES = {"use_lora": ("--lora",), "learning_rate": ("--lr",)}  # the short names users know
 
 
 class Command(BaseCommand):
@@ -28,28 +31,23 @@ class Command(BaseCommand):
             "--any-version", action="store_true",
             help="DPO: also pairs sampled from other versions than the parent (default: the parent's only).",
         )
-        hp = parser.add_argument_group("hyperparameters (defaults: see training/ml/sft.py and dpo.py)")
-        hp.add_argument("--epochs", type=float)
-        hp.add_argument("--max-steps", type=int)
-        hp.add_argument("--batch-size", type=int)
-        hp.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate")
-        hp.add_argument("--max-length", type=int)
-        hp.add_argument("--subset-size", type=int, help="SFT: train on a seeded sample of this many rows.")
-        hp.add_argument("--beta", type=float, help="DPO: strength of the pull towards the parent.")
-        hp.add_argument("--loss-type", choices=LOSS_TYPES, help="DPO: TRL's preference loss (default sigmoid).")
-        hp.add_argument(
-            "--rpo-alpha", type=float, help="DPO: weight of an SFT (NLL) term on the chosen answers; 0 = plain DPO."
-        )
-        hp.add_argument("--lora", action="store_true", dest="use_lora", default=None, help="Train a LoRA adapter (merged on save).")
-        hp.add_argument("--seed", type=int)
+        hp = parser.add_argument_group("hyperparameters (defaults from training/ml/sft.py and dpo.py)")
+        for param in HYPERPARAMETERS:
+            flags = [f"--{param.name.replace('_', '-')}", *FLAG_ALIASES.get(param.name, ())]
+            only = "" if len(param.kinds) > 1 else f"{param.kinds[0].upper()}: "
+            options: dict = dict(dest=param.name, help=(only + param.describe()).replace("%", "%%"))
+            if param.type is bool:
+                hp.add_argument(*flags, action="store_true", default=None, **options)
+            else:
+                hp.add_argument(*flags, type=param.type, choices=param.choices or None, **options)
 
     def handle(self, *args, kind, parent=None, queue=False, **opts):
         parent_version = ModelVersion.objects.filter(name=parent).first() if parent else ModelVersion.objects.active()
         if parent_version is None:
             raise CommandError(f"No such parent version: {parent}" if parent else "No active version to train from.")
-        names = ["epochs", "max_steps", "batch_size", "learning_rate", "max_length", "seed", "use_lora"]
-        names += ["subset_size"] if kind == "sft" else ["beta", "loss_type", "rpo_alpha"]
-        hyperparameters = {n: opts[n] for n in names if opts.get(n) is not None}
+        hyperparameters = {
+            hp.name: opts[hp.name] for hp in HYPERPARAMETERS if kind in hp.kinds and opts.get(hp.name) is not None
+        }
         filters = {
             "approved_since": opts["approved_since"],
             "annotator": opts["annotator"],
