@@ -146,6 +146,7 @@ class Generator:
             {i for i in (self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")) if i is not None}
             - {self.tokenizer.unk_token_id}
         )
+        self._ct2_end_ids = sorted(set(self._end_ids) | self._newline_set)
         self.model: Any = None
         self._ct2: Any = None
         if self.device.device != "cpu" and requested != HF_FP32:
@@ -302,47 +303,70 @@ class Generator:
                 "sampling_topp": config.top_p,
                 "sampling_temperature": config.temperature,
             }
-        pending = list(range(len(rows)))
-        with self._ct2.engine(seed if config is not None else None) as engine:
-            while pending:
-                pending = self._ct2_step(engine, rows, generated, pending, budget, batch_size, options)
-        return [clean_completion(self.tokenizer.decode(g, skip_special_tokens=True)) for g in generated]
-
-    def _ct2_step(
-        self,
-        engine: Any,
-        rows: list[list[str]],
-        generated: list[list[int]],
-        pending: list[int],
-        budget: int,
-        batch_size: int,
-        options: dict[str, Any],
-    ) -> list[int]:
-        """One pass over the ``pending`` rows; returns those to continue (a leading blank line only)."""
         end_ids = set(self._end_ids)
-        remaining = {budget - len(generated[r]) for r in pending}
-        still: list[int] = []
-        for left in sorted(remaining):
-            group = [r for r in pending if budget - len(generated[r]) == left]
-            starts = [rows[r] + self.tokenizer.convert_ids_to_tokens(generated[r]) for r in group]
+        with self._ct2.engine(seed if config is not None else None) as engine:
+            # Round 1: every row, ending on EOS or on any token holding a newline (cheap, in C++).
             results = engine.generate_batch(
-                starts,
+                rows,
                 max_batch_size=batch_size,
-                max_length=left,
-                end_token=sorted(end_ids | set(self._newline_ids)),
+                max_length=budget,
+                end_token=self._ct2_end_ids,
                 return_end_token=True,
                 include_prompt_in_result=False,
                 **options,
             )
-            for r, result in zip(group, results):
+            blank: list[int] = []
+            for r, result in enumerate(results):
                 ids = result.sequences_ids[0]
                 generated[r].extend(ids)
-                ended_on_newline = bool(ids) and ids[-1] not in end_ids and ids[-1] in self._newline_set
-                text = self.tokenizer.decode(generated[r], skip_special_tokens=True)
-                if ended_on_newline and not first_line_complete(text) and len(generated[r]) < budget:
-                    still.append(r)
-        return still
+                if (
+                    ids
+                    and ids[-1] in self._newline_set
+                    and len(ids) < budget
+                    and not first_line_complete(self.tokenizer.decode(ids, skip_special_tokens=True))
+                ):
+                    blank.append(r)  # stopped on a leading blank line: clean_completion would skip it
+            if blank:
+                self._ct2_continue(engine, rows, generated, blank, budget, options, end_ids)
+        return [clean_completion(self.tokenizer.decode(g, skip_special_tokens=True)) for g in generated]
 
+    def _ct2_continue(
+        self,
+        engine: Any,
+        rows: list[list[str]],
+        generated: list[list[int]],
+        todo: list[int],
+        budget: int,
+        options: dict[str, Any],
+        end_ids: set[int],
+    ) -> None:
+        """Round 2 (rare): continue rows that so far wrote only blank lines, token by token, until
+        their first line is complete (a per-token callback decides), EOS or the token budget."""
+        # The callback must not reference ``self``: CTranslate2 releases it on its worker thread, and
+        # if that dropped the last reference to this Generator, the engine would be destroyed by
+        # (and join) its own thread, which aborts the process.
+        decode, newline_ids = self.tokenizer.decode, self._newline_set
+        for left in sorted({budget - len(generated[r]) for r in todo}):
+            group = [r for r in todo if budget - len(generated[r]) == left]
+            tails: list[list[int]] = [list(generated[r]) for r in group]
+
+            def complete(step: Any, tails: list[list[int]] = tails) -> bool:
+                tails[step.batch_id].append(step.token_id)
+                if step.token_id not in newline_ids:
+                    return False
+                return first_line_complete(decode(tails[step.batch_id], skip_special_tokens=True))
+
+            results = engine.generate_batch(
+                [rows[r] + self.tokenizer.convert_ids_to_tokens(generated[r]) for r in group],
+                max_length=left,
+                end_token=sorted(end_ids),
+                return_end_token=True,
+                include_prompt_in_result=False,
+                callback=complete,
+                **options,
+            )
+            for r, result in zip(group, results):
+                generated[r].extend(result.sequences_ids[0])
 
 
 _seed_lock = threading.Lock()
