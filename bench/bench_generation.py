@@ -353,6 +353,10 @@ def main() -> None:
     parser.add_argument("--hardware", action="store_true", help="bandwidth/GFLOP/s and decode-step limits")
     parser.add_argument("--no-eval", action="store_true", help="skip the greedy-evaluation timing")
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--partial", type=Path, default=None, help="rewrite this file with the JSON so far after each step")
+    parser.add_argument(
+        "--reference-outputs", type=Path, default=None, help="hf-fp32 greedy outputs (JSON list) from an earlier run, for parity"
+    )
     args = parser.parse_args()
 
     threads = generation_threads()
@@ -401,18 +405,25 @@ def main() -> None:
         if args.baseline and backend == HF_FP32:
             log("  baseline (old path: one prompt per call, 48 tokens, no stop)")
             entry["baseline_supply"] = measure_supply(generator, supply_prompts, config, 1, args.seconds, legacy=True)
+            log("   ", "baseline_supply", json.dumps({k: v for k, v in entry["baseline_supply"].items() if k != "example"}), loadavg())
             entry["baseline_cold"] = measure_cold(generator, supply_prompts, config, max(5, args.cold_calls // 2), legacy=True)
+            log("   ", "baseline_cold", json.dumps({k: v for k, v in entry["baseline_cold"].items() if k != "example"}), loadavg())
             entry["stop_only_supply_k1"] = measure_supply(generator, supply_prompts, config, 1, args.seconds)
+            log("   ", "stop_only_supply_k1", json.dumps({k: v for k, v in entry["stop_only_supply_k1"].items() if k != "example"}), loadavg())
+        result["backends"][backend] = entry
         log("  supply")
         entry["supply"] = measure_supply(generator, supply_prompts, config, args.batch_prompts, args.seconds)
+        log("   ", "supply", json.dumps({k: v for k, v in entry["supply"].items() if k != "example"}), loadavg())
         log("  cold")
         entry["cold"] = measure_cold(generator, supply_prompts, config, args.cold_calls)
+        log("   ", "cold", json.dumps({k: v for k, v in entry["cold"].items() if k != "example"}), loadavg())
         if not args.no_eval or args.parity:
             log(f"  greedy evaluation of {len(prompts)} prompts")
             t = time.perf_counter()
             greedy_outputs[backend] = generator.greedy(prompts, max_new_tokens=48, batch_size=args.eval_batch)
             entry["greedy_eval_seconds"] = round(time.perf_counter() - t, 2)
             entry["greedy_eval_seconds_per_560"] = round(entry["greedy_eval_seconds"] * 560 / len(prompts), 1)
+            log("    greedy", entry["greedy_eval_seconds"], loadavg())
         if args.hardware:
             log("  decode steps")
             entry["decode_step_ms_batch1"] = round(measure_decode_step(generator, prompts[0], 1) * 1e3, 2)
@@ -433,8 +444,15 @@ def main() -> None:
             }
         entry["loadavg_after"] = loadavg()
         result["backends"][backend] = entry
+        if backend in greedy_outputs:
+            entry["greedy_outputs"] = greedy_outputs[backend]
+        if args.partial:
+            args.partial.write_text(json.dumps(result, indent=1, default=str))
         log(json.dumps({backend: {k: v for k, v in entry.items() if k not in ("supply",)}}, default=str)[:600])
         del generator
+    if args.reference_outputs and HF_FP32 not in greedy_outputs:
+        greedy_outputs = {HF_FP32: json.loads(args.reference_outputs.read_text())[: len(prompts)], **greedy_outputs}
+        result["settings"]["reference_outputs"] = str(args.reference_outputs)
     if args.parity and greedy_outputs:
         log("parity scoring")
         result["parity"] = parity_block(prompts, references, greedy_outputs)

@@ -126,7 +126,10 @@ def test_first_line_complete(text, complete):
 def test_backend_label_is_in_the_provenance(hf):
     provenance = hf.provenance(CONFIG)
     assert provenance["backend"] == HF_FP32
-    assert {k: v for k, v in provenance.items() if k != "backend"} == CONFIG.as_dict()
+    assert provenance["top_k"] == 50
+    assert {k: v for k, v in provenance.items() if k not in ("backend", "top_k")} == CONFIG.as_dict()
+    # The stored decoding dict keeps its keys (the pool and its tests read them).
+    assert set(CONFIG.as_dict()) == {"num_candidates", "temperature", "top_p", "max_new_tokens"}
 
 
 def test_torch_int8_backend_runs(tiny_checkpoint):

@@ -33,7 +33,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -64,7 +64,9 @@ class DecodingConfig:
     temperature: float = 0.9
     top_p: float = 0.95
     max_new_tokens: int = 48
-    top_k: int = 50  # transformers' default, in effect before it was spelled out here
+    # transformers' default, in effect before it was spelled out; a constant (not a field) so the
+    # stored ``as_dict()`` keeps its keys. ``Generator.provenance`` records it.
+    top_k: ClassVar[int] = 50
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,7 +198,7 @@ class Generator:
 
     def provenance(self, config: DecodingConfig) -> dict[str, Any]:
         """What to store with a candidate: the decoding settings plus the backend that produced it."""
-        return {**config.as_dict(), "backend": self.backend}
+        return {**config.as_dict(), "top_k": config.top_k, "backend": self.backend}
 
     def sample(self, toxic: str, config: DecodingConfig, *, seed: int) -> list[SampledRewrite]:
         """``config.num_candidates`` sampled rewrites of ``toxic``; the same seed gives the same texts."""
