@@ -39,3 +39,25 @@ def limit_cpu_threads(default: int = 2) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", default)))
+
+
+def generation_threads(default: int | None = None) -> int:
+    """CPU threads one generator may use.
+
+    ``GENERATION_THREADS`` wins; else ``TORCH_NUM_THREADS`` (the cap ``limit_cpu_threads`` applies
+    to torch); else ``default``; else every core this process may run on. A generation worker on
+    an otherwise idle 2-core box should use both cores; set ``GENERATION_THREADS=1`` (or
+    ``TORCH_NUM_THREADS=1``) when training shares the machine. The torch backends follow
+    ``torch.set_num_threads`` (set by ``limit_cpu_threads``, or by the generator itself when
+    ``GENERATION_THREADS`` is set); CTranslate2 gets this number as ``intra_threads``.
+    """
+    for name in ("GENERATION_THREADS", "TORCH_NUM_THREADS"):
+        value = os.environ.get(name)
+        if value:
+            return max(1, int(value))
+    if default is not None:
+        return max(1, default)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
