@@ -1,4 +1,4 @@
-"""RQ entry points for the arena: short adapters that take ids (queue ``generation``)."""
+"""RQ entry points for the arena: short adapters that take ids (queue ``evaluation``, with the other batch jobs)."""
 from __future__ import annotations
 
 from training.ml.device import limit_cpu_threads

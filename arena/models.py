@@ -67,7 +67,7 @@ class Comparison(JobRow):
 
 ARENA_JOBS = Lifecycle(
     Comparison,
-    queue="generation",
+    queue="evaluation",  # batch work beside evaluations: the annotation pool's refills never wait behind it
     job="arena.jobs.generate_matches",
     running=Comparison.Status.GENERATING,
     succeeded=Comparison.Status.READY,

@@ -25,6 +25,7 @@ from annotations.services import assign_first_open, open_assignment
 from core import jobs
 from core.actions import ActionRefused
 from training.generation import annotation_decoding
+from training.ml.dedupe import candidate_key
 from training.models import ModelVersion
 
 from .models import ARENA_JOBS, Comparison
@@ -47,7 +48,7 @@ ARENA = AnnotationItem.Kind.ARENA
 def open_comparison(
     *, name: str, versions: Iterable[ModelVersion], matches_wanted: int, user=None
 ) -> Comparison:
-    """Create an open comparison and queue its match generation (queue ``generation``, after commit)."""
+    """Create an open comparison and queue its match generation (queue ``evaluation``, after commit)."""
     name = " ".join((name or "").split())
     chosen = list({version.pk: version for version in versions}.values())
     if not name:
@@ -172,21 +173,23 @@ def _generate(comparison: Comparison, factory: Callable[[str], Generator], chunk
         # Load each version once per chunk, starting with the one still in memory from the last chunk.
         needed = sorted({v for _, pair in chunk for v in pair}, key=lambda v: (v.pk != loaded, v.pk))
         outputs: dict[tuple[int, int], tuple[str, int, int, float]] = {}
+        provenance: dict = {}
         for version in needed:
             generator, loaded = factory(str(version.path)), version.pk
-            for n, (prompt_id, pair) in enumerate(chunk):
-                if version in pair:
-                    seed = random.SystemRandom().randrange(2**31)
-                    rewrite = generator.sample(prompts[prompt_id].text, decoding, seed=seed)[0]
-                    outputs[(n, version.pk)] = (normalise_text(rewrite.text), rewrite.seed, rewrite.index, rewrite.seconds)
+            mine = [(n, prompt_id) for n, (prompt_id, pair) in enumerate(chunk) if version in pair]
+            seed = random.SystemRandom().randrange(2**31)
+            sampled = generator.sample_batch([prompts[prompt_id].text for _, prompt_id in mine], decoding, seed=seed)
+            provenance = generator.provenance(decoding)  # the backend is the same for every version here
+            for (n, _), (rewrite, *_) in zip(mine, sampled):
+                outputs[(n, version.pk)] = (normalise_text(rewrite.text), rewrite.seed, rewrite.index, rewrite.seconds)
         identical = 0
         for n, (prompt_id, pair) in enumerate(chunk):
             sides = [(version, outputs[(n, version.pk)]) for version in pair]
-            if sides[0][1][0].lower() == sides[1][1][0].lower():
+            if candidate_key(sides[0][1][0]) == candidate_key(sides[1][1][0]):
                 identical += 1
                 continue
             random.shuffle(sides)  # candidate ids must not tell which version wrote which side
-            _create_match(comparison, prompts[prompt_id], sides, decoding.as_dict())
+            _create_match(comparison, prompts[prompt_id], sides, provenance)
             created += 1
         if identical:
             Comparison.objects.filter(pk=comparison.pk).update(identical_skipped=F("identical_skipped") + identical)

@@ -183,6 +183,8 @@ SAMPLING_TOP_P = float(os.environ.get("SAMPLING_TOP_P", 0.95))
 MAX_NEW_TOKENS = env_int("MAX_NEW_TOKENS", 48)
 POOL_TARGET = env_int("POOL_TARGET", 12)  # ready items kept ahead for the active version
 POOL_BATCH = env_int("POOL_BATCH", 4)  # items one refill job generates before re-checking
+# Refill jobs that may run at once, one per generation worker (processes here, or hosts sharing Redis).
+GENERATION_WORKERS = env_int("GENERATION_WORKERS", 1)
 ANNOTATION_OVERLAP = env_int("ANNOTATION_OVERLAP", 1)  # judgements an item needs before it leaves the pool
 ASSIGNMENT_TTL_MINUTES = env_int("ASSIGNMENT_TTL_MINUTES", 30)
 GOLD_RATE = float(os.environ.get("GOLD_RATE", 0.1))  # share of served items that are gold (quality control)

@@ -125,7 +125,20 @@ def prompts(db):
     return list(Prompt.objects.all())
 
 
-class StubGenerator:
+class PerPromptSampling:
+    """Test stand-ins for a model implement ``sample``; this adds the batched call and the provenance
+    that the pool and the arena use, with the backend label ``stub``."""
+
+    backend = "stub"
+
+    def sample_batch(self, toxics, config, *, seed):
+        return [self.sample(toxic, config, seed=seed) for toxic in toxics]
+
+    def provenance(self, config):
+        return {**config.as_dict(), "backend": self.backend}
+
+
+class StubGenerator(PerPromptSampling):
     """Deterministic stand-in for a model: fixed texts per call (duplicates included on purpose)."""
 
     def __init__(self, texts=("be kind please", "be kind please", "please be nice", "kindly stop")):

@@ -15,7 +15,7 @@ from core.actions import ActionRefused
 from arena import services
 from arena.models import Comparison
 from arena.results import compute_results
-from tests.conftest import run_jobs
+from tests.conftest import PerPromptSampling, run_jobs
 from training.ml.generate import SampledRewrite
 from training.models import ModelVersion
 
@@ -38,7 +38,7 @@ class StubModels:
         self.loads.append(name)
         models = self
 
-        class Generator:
+        class Generator(PerPromptSampling):
             def sample(self, toxic, config, *, seed):
                 assert config.num_candidates == 1
                 if models.fail:
@@ -171,7 +171,7 @@ def test_staff_open_comparison_via_api_and_a_real_rq_worker_generates_matches(ap
     assert body["status"] == "queued" and body["matches_ready"] == 0
     assert {v["name"] for v in body["versions"]} == {"tiny", "tiny-copy"}
 
-    run_jobs("generation")
+    run_jobs("evaluation")
 
     comparison = Comparison.objects.with_counts().get(pk=body["id"])
     assert comparison.status == "ready" and comparison.generated_at is not None

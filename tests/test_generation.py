@@ -9,7 +9,9 @@ from annotations.models import AnnotationItem, Assignment, Candidate
 from training import generation
 from core import queues
 from tests.conftest import run_jobs
+from training.ml.generate import BACKENDS, SampledRewrite
 from training.models import ModelVersion
+from tests.conftest import PerPromptSampling
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,10 +24,11 @@ def test_refill_job_fills_pool_from_the_tiny_model_via_rq(tiny_version, prompts,
     assert pool.ready_count(tiny_version) >= settings.POOL_TARGET
     candidate = Candidate.objects.first()
     assert candidate.model_version == tiny_version
-    assert set(candidate.decoding) == {"num_candidates", "temperature", "top_p", "max_new_tokens"}
+    assert {"num_candidates", "temperature", "top_p", "max_new_tokens", "backend"} <= set(candidate.decoding)
+    assert candidate.decoding["backend"] in BACKENDS or candidate.decoding["backend"].startswith("hf-fp32")
     assert candidate.generation_seconds > 0
     # Lock released after the job: a later refill can be queued once the pool runs low.
-    assert queues.acquire_once(f"refill:{tiny_version.pk}", 5)
+    assert queues.acquire_once(f"refill:{tiny_version.pk}:0", 5)
 
 
 def test_next_item_request_triggers_refill_and_page_fills_without_reload(api, annotator, tiny_version, prompts, settings):
@@ -99,3 +102,76 @@ def test_bundled_model_is_converted_once_and_serves_real_candidates(tmp_path_fac
     texts = [c["text"] for c in shown["candidates"]]
     assert len(set(texts)) == len(texts) >= 2
     assert all(len(t.split()) >= 2 for t in texts)
+
+
+class CountingStub(PerPromptSampling):
+    """Records how many prompts each batched call got; answers with near-duplicates on purpose."""
+
+    def __init__(self, texts=("They are murderers.", "they are Murderers", "they did bad things")):
+        self.texts, self.batches = texts, []
+
+    def sample_batch(self, toxics, config, *, seed):
+        self.batches.append(len(toxics))
+        return super().sample_batch(toxics, config, seed=seed)
+
+    def sample(self, toxic, config, *, seed):
+        return [SampledRewrite(text=t, seed=seed, index=i, seconds=0.01) for i, t in enumerate(self.texts)]
+
+
+def test_refill_samples_pool_batch_prompts_per_call(tiny_version, prompts, settings):
+    settings.POOL_BATCH = 4
+    stub = CountingStub()
+    created = generation.refill_pool(tiny_version.pk, target=8, generator_factory=lambda path: stub)
+    assert created == 8 and stub.batches == [4, 4]
+
+
+def test_candidates_differing_only_in_case_and_punctuation_are_one_choice(tiny_version, prompts):
+    stub = CountingStub()
+    generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: stub)
+    texts = list(Candidate.objects.values_list("text", flat=True))
+    assert sorted(texts) == ["They are murderers.", "they did bad things"]
+    assert {c.decoding["backend"] for c in Candidate.objects.all()} == {"stub"}
+
+
+def test_resampling_of_too_similar_candidates_is_bounded(tiny_version, prompts):
+    stub = CountingStub(texts=("Stop it.", "stop it", "STOP IT!"))
+    generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: stub)
+    assert stub.batches == [1, 1, 1]  # three attempts, then the single distinct candidate is kept
+    assert Candidate.objects.count() == 1
+
+
+def test_two_generation_workers_fill_the_pool_without_sampling_a_prompt_twice(tiny_version, prompts, settings):
+    """Two real RQ worker processes on the shared Redis and database split one refill between them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3") and ":memory:" in str(db["NAME"]):
+        pytest.skip("worker subprocesses cannot see an in-memory SQLite test database")
+    from tests.test_training import _database_url
+
+    settings.DETOX_AUTO_REFILL, settings.GENERATION_WORKERS, settings.POOL_TARGET = True, 2, len(prompts) - 2
+    assert generation.request_refill(tiny_version)
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(db),
+        "REDIS_URL": settings.REDIS_URL,
+        "MODEL_STORE": str(settings.MODEL_STORE),
+        "POOL_TARGET": str(settings.POOL_TARGET),
+        "POOL_BATCH": "2",
+        "MAX_NEW_TOKENS": "8",
+        "GENERATION_BACKEND": "hf-fp32",
+        "TORCH_NUM_THREADS": "1",
+    }
+    command = [sys.executable, "manage.py", "rqworker", "generation", "--burst", "--worker-class", "rq.SimpleWorker"]
+    root = Path(__file__).resolve().parents[1]
+    workers = [subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    logs = [w.communicate(timeout=300)[0].decode(errors="replace") for w in workers]
+    assert all(w.returncode == 0 for w in workers), logs
+    assert all("refill_pool" in log for log in logs), "each worker took one of the two refill jobs"
+    per_prompt = AnnotationItem.objects.filter(model_version=tiny_version).values_list("prompt_id", flat=True)
+    assert len(per_prompt) == len(set(per_prompt)) >= settings.POOL_TARGET

@@ -20,7 +20,7 @@ from annotations.review import approve_pairs, reject_pairs
 from annotations.services import next_assignment, submit_judgement
 from arena import services as arena
 from quality.services import annotator_report, make_gold_item, overall_agreement
-from tests.conftest import shared_file
+from tests.conftest import PerPromptSampling, shared_file
 from tests.test_arena import StubModels, make_version
 from training.ml.generate import SampledRewrite
 
@@ -37,7 +37,7 @@ def paradetox(db) -> dict[str, str]:
     return {p.text: p.references[0] for p in Prompt.objects.all()}
 
 
-class ReferenceAmongWorse:
+class ReferenceAmongWorse(PerPromptSampling):
     """Offers the human reference, a padded copy of the input and a truncated one."""
 
     def __init__(self, references: dict[str, str]) -> None:

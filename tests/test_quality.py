@@ -145,7 +145,7 @@ def pool_filled_with(overlap: int, settings, version, generator) -> list[Annotat
 @pytest.fixture
 def seeded_shuffles(monkeypatch):
     """Candidate orders from a seeded generator, so which candidate is shown first is reproducible."""
-    rng = random.Random(2024)
+    rng = random.Random(8)  # spam (always the first shown) meets the gold answer first on none of its 3 gold items
     monkeypatch.setattr(services.random, "SystemRandom", lambda: rng)
 
 
@@ -214,7 +214,9 @@ def _extra_item(version, text: str, generator) -> AnnotationItem:
     import_prompts([PromptRecord(text, ())], source="test")
     prompt = Prompt.objects.get(text=text)
     Prompt.objects.filter(pk=prompt.pk).update(is_heldout=False)
-    return generation.generate_item(prompt=prompt, version=version, generator=generator, decoding=generation.annotation_decoding())
+    return generation.generate_items(
+        prompts=[prompt], version=version, generator=generator, decoding=generation.annotation_decoding()
+    )[0]
 
 
 def test_uncertain_order_serves_the_item_with_the_most_different_candidates(settings, annotator, filled_pool):

@@ -7,7 +7,7 @@ The web process only calls ``request_refill`` (torch is imported lazily, by the 
 from __future__ import annotations
 
 import logging
-import random
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,10 +21,11 @@ from core import queues
 from .models import ModelVersion
 
 if TYPE_CHECKING:
-    from training.ml.generate import DecodingConfig, Generator
+    from training.ml.generate import DecodingConfig, Generator, SampledRewrite
 
 logger = logging.getLogger(__name__)
 REFILL_LOCK_SECONDS = 300
+PROMPT_CLAIM_SECONDS = 120  # longer than one batched sampling call
 
 
 def annotation_decoding() -> DecodingConfig:
@@ -39,16 +40,22 @@ def annotation_decoding() -> DecodingConfig:
 
 
 def request_refill(version: ModelVersion | None = None) -> bool:
-    """Queue a refill of the active version's pool if it is below target; True if one was queued."""
+    """Queue refills of the active version's pool if it is below target; True if one was queued.
+
+    Up to ``GENERATION_WORKERS`` refills run at once (one per worker, each holding its own slot);
+    they split the work by claiming prompts (``claim_prompts``).
+    """
     if not settings.DETOX_AUTO_REFILL:
         return False
     version = version or ModelVersion.objects.active()
     if version is None or ready_count(version) >= settings.POOL_TARGET:
         return False
-    if not queues.acquire_once(f"refill:{version.pk}", REFILL_LOCK_SECONDS):
-        return False
-    queues.enqueue_on_commit("generation", "training.jobs.refill_pool", version.pk)
-    return True
+    queued = False
+    for slot in range(settings.GENERATION_WORKERS):
+        if queues.acquire_once(f"refill:{version.pk}:{slot}", REFILL_LOCK_SECONDS):
+            queues.enqueue_on_commit("generation", "training.jobs.refill_pool", version.pk, slot)
+            queued = True
+    return queued
 
 
 def candidate_diversity(texts: list[str]) -> float:
@@ -62,23 +69,48 @@ def candidate_diversity(texts: list[str]) -> float:
     return 1 - sum(SequenceMatcher(None, a, b).ratio() for a, b in pairs) / len(pairs)
 
 
-def generate_item(
-    *, prompt: Prompt, version: ModelVersion, generator: Generator, decoding: DecodingConfig, attempts: int = 3
-) -> AnnotationItem | None:
-    """Sample candidates for ``prompt``; identical ones collapse. Retries seeds until 2+ distinct texts."""
-    distinct: dict[str, tuple[int, int, float]] = {}
+def generate_items(
+    *, prompts: list[Prompt], version: ModelVersion, generator: Generator, decoding: DecodingConfig, attempts: int = 3
+) -> list[AnnotationItem]:
+    """Sample candidates for all ``prompts`` in one batched call and store them as ready items.
+
+    Candidates that differ only in case, spacing or punctuation collapse into one (``candidate_key``),
+    and so do echoes of the prompt. Prompts still short of two distinct candidates are sampled again,
+    at most ``attempts`` calls in all. Each candidate records its decoding, seed and backend.
+    """
+    from training.ml.dedupe import candidate_key
+
+    distinct: dict[int, dict[str, tuple[str, SampledRewrite]]] = {p.pk: {} for p in prompts}
+    pending = list(prompts)
     for _ in range(attempts):
-        seed = random.SystemRandom().randrange(2**31)
-        for rewrite in generator.sample(prompt.text, decoding, seed=seed):
-            text = normalise_text(rewrite.text)
-            if text and text.lower() != normalise_text(prompt.text).lower():
-                distinct.setdefault(text, (rewrite.seed, rewrite.index, rewrite.seconds))
-        if len(distinct) >= min(2, decoding.num_candidates):
+        seed = secrets.randbelow(2**31)
+        for prompt, rewrites in zip(pending, generator.sample_batch([p.text for p in pending], decoding, seed=seed)):
+            echo = candidate_key(prompt.text)
+            for rewrite in rewrites:
+                text = normalise_text(rewrite.text)
+                key = candidate_key(text)
+                if key and key != echo:
+                    distinct[prompt.pk].setdefault(key, (text, rewrite))
+        pending = [p for p in pending if len(distinct[p.pk]) < min(2, decoding.num_candidates)]
+        if not pending:
             break
-    if not distinct:
-        logger.warning("no usable candidate for prompt %s from %s", prompt.pk, version)
-        return None
-    kept = list(distinct.items())[: decoding.num_candidates]
+    provenance = generator.provenance(decoding)
+    items = []
+    for prompt in prompts:
+        kept = list(distinct[prompt.pk].values())[: decoding.num_candidates]
+        if not kept:
+            logger.warning("no usable candidate for prompt %s from %s", prompt.pk, version)
+            continue
+        try:
+            items.append(_store_item(prompt, version, kept, provenance))
+        except IntegrityError:  # a concurrent refill wrote the same candidates
+            logger.info("duplicate item for prompt %s skipped", prompt.pk)
+    return items
+
+
+def _store_item(
+    prompt: Prompt, version: ModelVersion, kept: list[tuple[str, SampledRewrite]], provenance: dict
+) -> AnnotationItem:
     with transaction.atomic():
         item = AnnotationItem.objects.create(
             prompt=prompt,
@@ -91,14 +123,29 @@ def generate_item(
                 item=item,
                 model_version=version,
                 text=text,
-                decoding=decoding.as_dict(),
-                seed=seed,
-                sample_index=index,
-                generation_seconds=seconds,
+                decoding=provenance,
+                seed=rewrite.seed,
+                sample_index=rewrite.index,
+                generation_seconds=rewrite.seconds,
             )
-            for text, (seed, index, seconds) in kept
+            for text, rewrite in kept
         )
     return item
+
+
+def claim_prompts(version: ModelVersion, count: int) -> list[Prompt]:
+    """Up to ``count`` prompts that need an item and that no other generation worker is sampling now.
+
+    Each prompt is claimed with a short Redis lock, so several workers (processes or hosts sharing
+    Redis and the database) fill the pool in parallel without sampling the same prompt twice.
+    """
+    claimed = []
+    for prompt in pick_prompts(version, count * 3):
+        if queues.acquire_once(f"sampling:{version.pk}:{prompt.pk}", PROMPT_CLAIM_SECONDS):
+            claimed.append(prompt)
+            if len(claimed) == count:
+                break
+    return claimed
 
 
 def refill_pool(
@@ -106,7 +153,8 @@ def refill_pool(
 ) -> int:
     """Generate items for ``version_id`` until ``target`` are ready; stops early if it is deactivated.
 
-    Returns the number of items created. The generator is loaded once per process and reused.
+    Each round samples ``POOL_BATCH`` prompts in one batched call. Returns the number of items
+    created. The generator is loaded once per process and reused.
     """
     from training.ml.generate import get_generator
 
@@ -121,13 +169,14 @@ def refill_pool(
         missing = target - ready_count(version)
         if missing <= 0:
             return created
-        prompts = pick_prompts(version, min(missing, settings.POOL_BATCH))
+        prompts = claim_prompts(version, min(missing, settings.POOL_BATCH))
         if not prompts:
             return created
-        generator = factory(str(version.path))
-        for prompt in prompts:
-            try:
-                if generate_item(prompt=prompt, version=version, generator=generator, decoding=annotation_decoding()):
-                    created += 1
-            except IntegrityError:  # a concurrent refill wrote the same candidates
-                logger.info("duplicate item for prompt %s skipped", prompt.pk)
+        try:
+            items = generate_items(
+                prompts=prompts, version=version, generator=factory(str(version.path)), decoding=annotation_decoding()
+            )
+        finally:
+            for prompt in prompts:
+                queues.release(f"sampling:{version.pk}:{prompt.pk}")
+        created += len(items)

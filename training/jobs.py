@@ -14,10 +14,10 @@ def run_training(run_id: int) -> str:
     return execute_run(run_id).status
 
 
-def refill_pool(version_id: int) -> int:
+def refill_pool(version_id: int, slot: int = 0) -> int:
     """Fill the ready pool of ``version_id`` (queue ``generation``); returns items created."""
     limit_cpu_threads()
     try:
         return generation.refill_pool(version_id)
     finally:
-        queues.release(f"refill:{version_id}")
+        queues.release(f"refill:{version_id}:{slot}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from .runs import CancelFn, ProgressFn, ProgressUpdate
+from .progress import CancelFn, ProgressFn, ProgressUpdate
 
 
 class ProgressCallback(TrainerCallback):

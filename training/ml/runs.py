@@ -11,13 +11,14 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .checkpoints import atomic_directory, is_checkpoint, write_version_file
 from .data import snapshot_hash, write_jsonl
 from .device import DeviceInfo, pick_device
+from .progress import CancelFn, ProgressFn, ProgressUpdate  # noqa: F401  (re-exported for callers)
 
 DATA_FILE = "data.jsonl"
 SCRATCH_PREFIX = "detox-trainer-"
@@ -27,21 +28,6 @@ LORA_LEARNING_RATE_FACTOR = 10
 
 class TrainingCancelled(Exception):
     """``should_cancel()`` returned True; the run stopped and saved nothing."""
-
-
-@dataclass
-class ProgressUpdate:
-    step: int
-    total_steps: int
-    loss: float | None  # the latest logged training loss (None before the first log)
-    epoch: float
-    elapsed_s: float
-    eta_s: float | None  # None until one step has been timed
-    logs: dict[str, float] = field(default_factory=dict)  # the trainer's log entry, empty on plain steps
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
 
 
 @dataclass
@@ -56,8 +42,6 @@ class RunResult:
     data_hash: str
 
 
-ProgressFn = Callable[[ProgressUpdate], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass
