@@ -353,6 +353,7 @@ def main() -> None:
     parser.add_argument("--hardware", action="store_true", help="bandwidth/GFLOP/s and decode-step limits")
     parser.add_argument("--no-eval", action="store_true", help="skip the greedy-evaluation timing")
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--ct2-unreproducible", action="store_true", help="also time ct2 with reproducible=False")
     parser.add_argument("--partial", type=Path, default=None, help="rewrite this file with the JSON so far after each step")
     parser.add_argument(
         "--reference-outputs", type=Path, default=None, help="hf-fp32 greedy outputs (JSON list) from an earlier run, for parity"
@@ -442,6 +443,18 @@ def main() -> None:
                     max(min_step, 12 * flop_per_token / flops) * 1e3 / entry["decode_step_ms_batch12"], 3
                 ),
             }
+        if args.ct2_unreproducible and generator._ct2 is not None:
+            log("  ct2 without per-seed engines (reproducible=False)")
+            del generator
+            generator = Generator(model, backend=backend, reproducible=False)
+            generator.sample_batch(supply_prompts[:2], config, seed=0)
+            fast = {
+                "supply": measure_supply(generator, supply_prompts, config, args.batch_prompts, args.seconds),
+                "cold": measure_cold(generator, supply_prompts, config, args.cold_calls),
+            }
+            fast["supply"].pop("example")
+            entry["unreproducible"] = fast
+            log("   ", json.dumps(fast), loadavg())
         entry["loadavg_after"] = loadavg()
         result["backends"][backend] = entry
         if backend in greedy_outputs:

@@ -226,3 +226,12 @@ def test_ct2_stop_at_first_line_keeps_what_a_full_ct2_run_keeps(tiny_checkpoint)
         )
     full = [clean_completion(generator.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True)) for r in results]
     assert generator.greedy(toxics, max_new_tokens=30) == full
+
+
+def test_ct2_without_reproducibility_says_so_in_the_provenance(tiny_checkpoint):
+    if importlib.util.find_spec("ctranslate2") is None:
+        pytest.skip("ctranslate2 is not installed")
+    generator = Generator(tiny_checkpoint, backend=CT2_INT8, reproducible=False)
+    assert [len(b) for b in generator.sample_batch(TOXICS, CONFIG, seed=5)] == [3, 3, 3]
+    assert generator.provenance(CONFIG)["reproducible"] is False
+    assert "reproducible" not in Generator(tiny_checkpoint, backend=CT2_INT8).provenance(CONFIG)

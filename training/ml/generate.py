@@ -8,14 +8,17 @@ Backends (the label is stored with every candidate, see ``Generator.provenance``
 
 * ``hf-fp32``: transformers ``generate`` in float32 -- the reference path.
 * ``torch-int8``: the same, with every ``nn.Linear`` (lm_head included) quantized to int8 by
-  ``torch.ao.quantization.quantize_dynamic`` (weights int8, activations quantized per call).
+  ``torch.ao.quantization.quantize_dynamic`` (weights int8, activations quantized per call). Fast,
+  but it FAILS the quality-parity check (7 % of greedy outputs equal to fp32's, J -0.13; see
+  bench/RESULTS.md): kept for experiments, not a default.
 * ``ct2-int8``: CTranslate2 with int8 weights. The checkpoint is converted once, lazily, into
   ``<checkpoint>/ct2-int8/`` (written to a temporary sibling, then renamed). When ctranslate2 is
   not installed or the conversion fails, the generator falls back to ``hf-fp32`` with a warning
   and says so in its ``backend`` label.
 
 The default backend comes from the ``GENERATION_BACKEND`` environment variable, else
-``DEFAULT_BACKEND``. Threads: see ``training.ml.device.generation_threads``.
+``DEFAULT_BACKEND``. Threads: see ``training.ml.device.generation_threads``. Seed
+reproducibility: ``GENERATION_REPRODUCIBLE`` (see ``Generator``).
 
 Every backend stops a row as soon as the first line of its answer is complete (or at EOS):
 only the first line is kept (``clean_completion``), so decoding further is wasted work. The
@@ -46,7 +49,8 @@ HF_FP32 = "hf-fp32"
 TORCH_INT8 = "torch-int8"
 CT2_INT8 = "ct2-int8"
 BACKENDS = (HF_FP32, TORCH_INT8, CT2_INT8)
-# Fastest backend that passed the quality-parity check in bench/bench_generation.py (bench/RESULTS.md).
+# Fastest backend that passed the quality-parity check of bench/bench_generation.py (bench/RESULTS.md):
+# ct2-int8 kept J within noise of hf-fp32; torch-int8 did not.
 DEFAULT_BACKEND = CT2_INT8
 CT2_DIRNAME = "ct2-int8"
 
@@ -129,13 +133,27 @@ def _stopping_criteria_class() -> type:
 class Generator:
     """A loaded checkpoint that rewrites toxic sentences, on one backend (``BACKENDS``)."""
 
-    def __init__(self, model_dir: str | Path, *, device: str | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str | None = None,
+        backend: str | None = None,
+        reproducible: bool | None = None,
+    ) -> None:
+        """``backend``: one of ``BACKENDS`` (default ``default_backend()``). ``reproducible`` (default:
+        ``GENERATION_REPRODUCIBLE``, on unless set to 0/false): the same seed gives the same samples.
+        Only ct2-int8 pays for it (a fresh engine per seeded call, see ``_Ct2Engines``); with it off,
+        ct2 samples from one random stream and ``provenance()`` says ``"reproducible": False``."""
         from transformers import AutoTokenizer
 
         requested = backend or default_backend()
         if requested not in BACKENDS:
             raise ValueError(f"unknown generation backend {requested!r}; choose one of {', '.join(BACKENDS)}")
         self.model_dir = str(model_dir)
+        if reproducible is None:
+            reproducible = os.environ.get("GENERATION_REPRODUCIBLE", "1").strip().lower() not in ("0", "false", "no")
+        self.reproducible = reproducible
         self.device = pick_device(device)
         self.threads = generation_threads()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
@@ -189,7 +207,7 @@ class Generator:
             logger.warning("ctranslate2 is not installed; generation falls back to %s", HF_FP32)
             return None
         try:
-            return _Ct2Engines(ensure_ct2_model(self.model_dir), self.threads)
+            return _Ct2Engines(ensure_ct2_model(self.model_dir), self.threads, reproducible=self.reproducible)
         except Exception as exc:  # noqa: BLE001 - any conversion/load failure means: use the reference path
             logger.warning("CTranslate2 model unavailable for %s (%s); falling back to %s", self.model_dir, exc, HF_FP32)
             return None
@@ -198,7 +216,10 @@ class Generator:
 
     def provenance(self, config: DecodingConfig) -> dict[str, Any]:
         """What to store with a candidate: the decoding settings plus the backend that produced it."""
-        return {**config.as_dict(), "top_k": config.top_k, "backend": self.backend}
+        provenance = {**config.as_dict(), "top_k": config.top_k, "backend": self.backend}
+        if self._ct2 is not None and not self.reproducible:
+            provenance["reproducible"] = False  # torch backends are always seed-reproducible
+        return provenance
 
     def sample(self, toxic: str, config: DecodingConfig, *, seed: int) -> list[SampledRewrite]:
         """``config.num_candidates`` sampled rewrites of ``toxic``; the same seed gives the same texts."""
@@ -384,14 +405,16 @@ class _Ct2Engines:
     (~0.1-0.4 s of CPU, off the caller's path). Greedy decoding draws nothing and reuses the last one.
     """
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, *, reproducible: bool = True) -> None:
         self.path = str(path)
         self.threads = threads
+        self.reproducible = reproducible
         self._current = self._build()
         self._spare: Any = None
         self._loader: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._load_spare_in_background()
+        if reproducible:
+            self._load_spare_in_background()
 
     def _build(self) -> Any:
         import ctranslate2
@@ -412,7 +435,7 @@ class _Ct2Engines:
     def engine(self, seed: int | None) -> Iterator[Any]:
         """The generator to use: the current one for greedy (``seed`` None), a fresh seeded one else."""
         with self._lock:
-            if seed is None:
+            if seed is None or not self.reproducible:  # not reproducible: one engine, one random stream
                 yield self._current
                 return
             import ctranslate2
