@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "arena",
     "evaluation",
     "quality",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -200,3 +201,6 @@ EVAL_TOXICITY_CLASSIFIER = os.environ.get("EVAL_TOXICITY_CLASSIFIER", "profanity
 # Promotion gate: activating a version whose J drops, or whose SIM is below this, needs an override.
 PROMOTION_MIN_SIM = float(os.environ.get("PROMOTION_MIN_SIM", 0.6))
 PROMOTION_J_TOLERANCE = float(os.environ.get("PROMOTION_J_TOLERANCE", 0.0))
+
+# --- Operations -----------------------------------------------------------------------------------
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # bearer token for GET /metrics (staff may always read it)
