@@ -133,3 +133,11 @@ def test_metrics_count_queue_pool_judgements_pairs_and_durations(client, setting
     assert found[("detox_training_run_duration_seconds_bucket", (("kind", "dpo"), ("le", "60")))] == 0
     assert found[("detox_training_run_duration_seconds_bucket", (("kind", "dpo"), ("le", "300")))] == 1
     assert found[("detox_training_run_last_duration_seconds", (("kind", "dpo"),))] == pytest.approx(120)
+
+
+def test_health_command_exits_non_zero_naming_the_failures(tiny_version, capsys):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="unhealthy: workers"):
+        call_command("health")
+    assert '"active_version"' in capsys.readouterr().out
