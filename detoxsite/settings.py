@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "arena",
     "evaluation",
     "quality",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -279,3 +280,6 @@ PROMOTION_J_TOLERANCE = float(os.environ.get("PROMOTION_J_TOLERANCE", 0.0))
 PROMOTION_BOOTSTRAP_RESAMPLES = env_int("PROMOTION_BOOTSTRAP_RESAMPLES", 2000)
 PROMOTION_BOOTSTRAP_SEED = env_int("PROMOTION_BOOTSTRAP_SEED", 0)
 PROMOTION_CONFIDENCE = float(os.environ.get("PROMOTION_CONFIDENCE", 0.95))
+
+# --- Operations -----------------------------------------------------------------------------------
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # bearer token for GET /metrics (staff may always read it)

@@ -41,5 +41,6 @@ urlpatterns = [
     path("training/", include("training.urls")),
     path("arena/", include("arena.urls")),
     path("quality/", include("quality.urls")),
+    path("", include("operations.urls")),
     path("", include("annotations.urls")),
 ]
