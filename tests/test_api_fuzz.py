@@ -1,8 +1,8 @@
 """Property-based API tests with Schemathesis, in-process over WSGI on the real database and Redis.
 
 Every operation of the OpenAPI schema gets a few generated requests per role (token auth). The
-no-5xx check is strict; response schema conformance is checked for staff, with the operations whose
-schema is known to lack nullable declarations kept as a strict xfail. Bounded (fuzzing phase only,
+no-5xx check is strict; response schema conformance (nullable fields, documented error answers)
+is checked for staff on every operation. Bounded (fuzzing phase only,
 3 examples per operation, a 5 s deadline per example): the module runs in well under 90 seconds.
 """
 from __future__ import annotations
@@ -138,21 +138,7 @@ def test_datetime_filters_with_extreme_offsets_are_not_server_errors(api, review
     assert client.get(path, {"created_after": "0001-01-01T00:00:00+23:00"}).status_code == 400
 
 
-# Null values the schema does not declare nullable (the schema fixes are being made elsewhere).
-SCHEMA_GAPS = {
-    "/api/pairs/": "PreferencePair.reviewed_by is null before review but not declared nullable",
-    "/api/versions/": "ModelVersion.parent is null for a base version but not declared nullable",
-}
-
-
-@schema.exclude(method="GET", path=list(SCHEMA_GAPS)).parametrize()
+@schema.parametrize()
 @BOUNDED
 def test_staff_responses_match_the_schema(case, staff_token):
-    case.validate_response(call_in_own_transaction(case, staff_token), checks=[response_schema_conformance])
-
-
-@pytest.mark.xfail(strict=True, reason="; ".join(SCHEMA_GAPS.values()))
-@schema.include(method="GET", path=list(SCHEMA_GAPS)).parametrize()
-@BOUNDED
-def test_staff_responses_match_the_schema_known_gaps(case, staff_token):
     case.validate_response(call_in_own_transaction(case, staff_token), checks=[response_schema_conformance])

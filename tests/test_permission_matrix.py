@@ -3,7 +3,7 @@ reviewer and staff, with the expected allowed/refused outcome.
 
 Test ids read ``<role>_<allowed|refused>_<METHOD>_<path>``. The API rows are checked against the
 OpenAPI schema and all rows against the URLConf, so a new endpoint without a row fails
-``test_matrix_covers_every_route``. Known access bugs are strict xfails that name the bug.
+``test_matrix_covers_every_route``. A known access bug would be a strict xfail that names it (none left).
 """
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ SELF = frozenset({"annotator"})  # acting on the annotator's own assignment
 REVIEWERS = frozenset({"reviewer", "staff"})
 STAFF = frozenset({"staff"})
 
-VERSIONS_BUG = "the model versions API is readable by every logged-in user (staff-only fix in branch hard, 5112710)"
-OWN_PAIR_BUG = "a non-staff reviewer can review their own pairs (refused with 403 in branch hard, 5112710)"
 
 
 @dataclass(frozen=True)
@@ -66,14 +64,15 @@ API = [
     Endpoint("POST", "/api/pairs/bulk/", REVIEWERS, {"ids": ["{pair}"], "action": "flag"}),
     # The reviewer's own pair: only someone else may judge it (staff may: they own the data).
     *[
-        Endpoint("POST", f"/api/pairs/{{own_pair}}/{verb}/", STAFF, body, xfail_roles=("reviewer",), reason=OWN_PAIR_BUG)
+        Endpoint("POST", f"/api/pairs/{{own_pair}}/{verb}/", STAFF, body)
         for verb, body in (("approve", {}), ("reject", {}), ("swap", {}), ("edit", {"chosen_text": "please be kind"}))
     ],
     Endpoint("GET", "/api/prompts/", REVIEWERS),
     Endpoint("GET", "/api/prompts/{prompt}/", REVIEWERS),
-    Endpoint("GET", "/api/versions/", STAFF, xfail_roles=("annotator", "other_annotator", "reviewer"), reason=VERSIONS_BUG),
-    Endpoint("GET", "/api/versions/{version}/", STAFF, xfail_roles=("annotator", "other_annotator", "reviewer"), reason=VERSIONS_BUG),
+    Endpoint("GET", "/api/versions/", STAFF),
+    Endpoint("GET", "/api/versions/{version}/", STAFF),
     Endpoint("POST", "/api/versions/{version}/activate/", STAFF, {"reason": "matrix"}),
+    Endpoint("POST", "/api/versions/{version}/evaluate/", STAFF),
     Endpoint("GET", "/api/training-runs/", STAFF),
     Endpoint("POST", "/api/training-runs/", STAFF, {"kind": "sft", "hyperparameters": {"max_steps": 1}}),
     Endpoint("GET", "/api/training-runs/{run}/", STAFF),
@@ -95,7 +94,7 @@ API = [
     Endpoint("POST", "/api/arena/comparisons/", STAFF, {"name": "matrix", "versions": ["{version}"], "matches_wanted": 2}),
     Endpoint("GET", "/api/arena/comparisons/{comparison}/", REVIEWERS),
     Endpoint("POST", "/api/arena/comparisons/{comparison}/close/", STAFF),
-    Endpoint("GET", "/api/arena/comparisons/{comparison}/results/", REVIEWERS),
+    Endpoint("GET", "/api/arena/comparisons/{comparison}/results/", STAFF),  # open comparison: results stay hidden from non-staff (blind judging)
     Endpoint("POST", "/api/auth/token/", ANYONE, {"username": "ann", "password": "pw-for-tests-1"}),
     Endpoint("GET", "/api/schema/", ANYONE),
     Endpoint("GET", "/api/docs/", ANYONE),
@@ -110,12 +109,13 @@ PAGES = [
     Endpoint("GET", "/review/{pair}/", REVIEWERS, api=False),
     Endpoint("GET", "/training/versions/", STAFF, api=False),
     Endpoint("POST", "/training/versions/{version}/activate/", STAFF, {"reason": "matrix"}, api=False),
+    Endpoint("POST", "/training/versions/{version}/evaluate/", STAFF, api=False),
     Endpoint("GET", "/training/runs/", STAFF, api=False),
     Endpoint("GET", "/training/runs/{run}/", STAFF, api=False),
     Endpoint("POST", "/training/runs/{run}/cancel/", STAFF, api=False),
     Endpoint("GET", "/arena/", USERS, api=False),
     Endpoint("GET", "/arena/comparisons/", REVIEWERS, api=False),
-    Endpoint("GET", "/arena/comparisons/{comparison}/", REVIEWERS, api=False),
+    Endpoint("GET", "/arena/comparisons/{comparison}/", STAFF, api=False),  # open comparison: results page is staff-only
     Endpoint("POST", "/arena/comparisons/{comparison}/close/", STAFF, api=False),
     Endpoint("GET", "/quality/", REVIEWERS, api=False),
     Endpoint("GET", "/quality/gold/", STAFF, api=False),
