@@ -313,7 +313,7 @@ def fluency_lm_dir() -> Path:
 
     if os.environ.get("DETOX_EVAL_LM_DIR"):
         return ev.ensure_fluency_lm(os.environ["DETOX_EVAL_LM_DIR"])
-    converted = ROOT / "var" / "test-models" / "base-smollm2-135m-instruct"  # tests/test_generation.py's copy
+    converted = ROOT / "var" / "test-models" / "base-smollm2-135m-instruct"  # tests/training/test_generation.py's copy
     if is_checkpoint(converted):
         return converted
     return ev.ensure_fluency_lm(ROOT / "var" / "eval-lm")  # converted once (~20 s), kept between runs

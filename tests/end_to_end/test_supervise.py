@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-SUPERVISE = Path(__file__).resolve().parents[1] / "scripts" / "supervise"
+SUPERVISE = Path(__file__).resolve().parents[2] / "scripts" / "supervise"
 
 
 def pids(path: Path) -> list[int]:

@@ -152,7 +152,7 @@ def test_two_generation_workers_fill_the_pool_without_sampling_a_prompt_twice(ti
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3") and ":memory:" in str(db["NAME"]):
         pytest.skip("worker subprocesses cannot see an in-memory SQLite test database")
-    from tests.test_training import _database_url
+    from tests.training.test_training import _database_url
 
     settings.DETOX_AUTO_REFILL, settings.GENERATION_WORKERS, settings.POOL_TARGET = True, 2, len(prompts) - 2
     assert generation.request_refill(tiny_version)
@@ -168,7 +168,7 @@ def test_two_generation_workers_fill_the_pool_without_sampling_a_prompt_twice(ti
         "TORCH_NUM_THREADS": "1",
     }
     command = [sys.executable, "manage.py", "rqworker", "generation", "--burst", "--worker-class", "rq.SimpleWorker"]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     workers = [subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     logs = [w.communicate(timeout=300)[0].decode(errors="replace") for w in workers]
     assert all(w.returncode == 0 for w in workers), logs

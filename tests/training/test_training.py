@@ -185,7 +185,7 @@ def test_killed_worker_is_detected_and_run_marked_failed(staff, tiny_version, pr
     }
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "rqworker", "training", "--burst", "--worker-class", "rq.SimpleWorker"],
-        env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:

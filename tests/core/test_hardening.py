@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
     "SECRET_KEY": "k7Gq2v9XfP1mZ8rT4wY6bN3cJ5hL0sD2aQ9eR7uI1oK4pV8xC6zB3nM5",

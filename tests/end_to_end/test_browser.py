@@ -25,7 +25,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "var" / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 PASSWORD = "pw-for-tests-1"
 PHONE, DESKTOP = 390, 1280
 

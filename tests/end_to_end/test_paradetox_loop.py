@@ -21,7 +21,7 @@ from annotations.services import next_assignment, submit_judgement
 from arena import services as arena
 from quality.services import annotator_report, make_gold_item, overall_agreement
 from tests.conftest import PerPromptSampling, shared_file
-from tests.test_arena import StubModels, make_version
+from tests.arena.test_arena import StubModels, make_version
 from training.ml.generate import SampledRewrite
 
 pytestmark = pytest.mark.django_db
