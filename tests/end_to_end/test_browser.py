@@ -91,11 +91,11 @@ def test_sign_up_annotate_review_train_activate(browser, live_server, filled_poo
     for done, key in enumerate("123", start=1):
         page.wait_for_selector("#candidates button")
         assert page.locator("#candidates button").count() == 3
-        assert page.text_content("#model-version") == "model: tiny"
+        assert shown_version("newbie") == "tiny"
         if done == 1:
             shot(page, "02-annotate")
         page.keyboard.press(key)
-        page.wait_for_function(f"document.getElementById('saved-count').textContent === '{done}'")
+        page.wait_for_function(f"document.getElementById('done-count').textContent === '{done}'")
     page.wait_for_selector("#candidates button")
     page.keyboard.press("0")
     page.fill("#own-rewrite", "please do not talk to me like that")
@@ -143,7 +143,9 @@ def test_sign_up_annotate_review_train_activate(browser, live_server, filled_poo
     # Staff activate the new version on the versions page.
     staff.goto(f"{live_server.url}/training/versions/")
     form = staff.locator(f"form[action$='/training/versions/{version.pk}/activate/']")
-    form.locator("input[name=reason]").fill("first DPO round")
+    form.locator("input[name=reason]").fill("first DPO round, not evaluated yet")
+    if form.locator("input[name=override]").count():
+        form.locator("input[name=override]").check()
     form.locator("button[type=submit]").click()
     staff.wait_for_selector(f"text={version.name} is now active")
     shot(staff, "08-activated")
@@ -151,17 +153,28 @@ def test_sign_up_annotate_review_train_activate(browser, live_server, filled_poo
 
     # The generation worker refills the pool for the new version (stub sampler: no model load),
     # and the annotator's next candidates come from it.
-    from annotations.pool import refill_pool
+    from training.generation import refill_pool
 
     refill_pool(version.pk, target=4, generator_factory=lambda path: StubGenerator())
     # The item already on the annotator's screen (shown before the switch) is still theirs to answer.
     page.goto(f"{live_server.url}/annotate/")
     page.wait_for_selector("#candidates button")
-    assert page.text_content("#model-version") == "model: tiny"
+    assert shown_version("newbie") == "tiny"
     page.keyboard.press("1")
-    page.wait_for_function(f"document.getElementById('model-version').textContent === 'model: {version.name}'")
+    for _ in range(100):  # the page fetches the next item after the answer is saved
+        if shown_version("newbie") == version.name:
+            break
+        page.wait_for_timeout(100)
     page.wait_for_selector("#candidates button")
+    assert shown_version("newbie") == version.name
     shot(page, "09-new-version-candidates")
+
+
+def shown_version(username: str) -> str:
+    """The version whose candidates are on the user's screen (the page itself no longer names it)."""
+    from annotations.models import Assignment
+
+    return Assignment.objects.filter(user__username=username).latest("shown_at").item.model_version.name
 
 
 PAGES = {
