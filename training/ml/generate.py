@@ -317,7 +317,7 @@ class Generator:
             )
             for t in toxics
         ]
-        rows = [list(p) for p in prompts for _ in range(n)]  # one row per candidate: independent samples
+        rows = [list(p) for p in prompts for _ in range(n)]  # prompt tokens of each candidate (continuations)
         generated: list[list[int]] = [[] for _ in rows]
         options: dict[str, Any] = {"sampling_topk": 1}
         if config is not None:
@@ -329,18 +329,20 @@ class Generator:
         end_ids = set(self._end_ids)
         with self._ct2.engine(seed if config is not None else None) as engine:
             # Round 1: every row, ending on EOS or on any token holding a newline (cheap, in C++).
+            # The n candidates of a prompt are n hypotheses of one entry: its prompt is run once.
             results = engine.generate_batch(
-                rows,
+                prompts,
                 max_batch_size=batch_size,
                 max_length=budget,
                 end_token=self._ct2_end_ids,
                 return_end_token=True,
                 include_prompt_in_result=False,
+                num_hypotheses=n,
                 **options,
             )
+            first_round = [list(hyp) for result in results for hyp in result.sequences_ids]
             blank: list[int] = []
-            for r, result in enumerate(results):
-                ids = result.sequences_ids[0]
+            for r, ids in enumerate(first_round):
                 generated[r].extend(ids)
                 if (
                     ids
