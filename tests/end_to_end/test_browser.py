@@ -31,7 +31,8 @@ PHONE, DESKTOP = 390, 1280
 
 
 @pytest.fixture
-def browser(monkeypatch, settings):
+def browser(live_server, monkeypatch, settings):
+    """Chromium, closed before the live server stops (its keep-alive requests hold DB connections)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install the chromium apt package (.ci/run does) to run browser tests")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
