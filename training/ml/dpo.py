@@ -19,8 +19,8 @@ from .runs import (
     RunResult,
     common_training_arguments,
     load_model_and_tokenizer,
-    lora_config,
     train_and_save,
+    trainer_inputs,
 )
 
 
@@ -100,21 +100,8 @@ def run_dpo(
         # With LoRA the reference is the base with the adapter disabled; otherwise a frozen copy.
         reference = None if cfg.use_lora else load_model_and_tokenizer(cfg.parent_dir)[0]
         args = DPOConfig(**common_training_arguments(cfg, device, scratch), beta=cfg.beta, **cfg.loss_arguments())
-        return DPOTrainer(
-            model=model,
-            ref_model=reference,
-            args=args,
-            train_dataset=build_dpo_dataset(records, tokenizer),
-            processing_class=tokenizer,
-            peft_config=lora_config(cfg) if cfg.use_lora else None,
-        )
+        dataset = build_dpo_dataset(records, tokenizer)
+        return DPOTrainer(ref_model=reference, **trainer_inputs(cfg, model, args, dataset, tokenizer))
 
-    return train_and_save(
-        kind="dpo",
-        cfg=cfg,
-        records=records,
-        make_trainer=make_trainer,
-        meta=meta,
-        on_progress=on_progress,
-        should_cancel=should_cancel,
-    )
+    callbacks = dict(on_progress=on_progress, should_cancel=should_cancel)
+    return train_and_save(kind="dpo", cfg=cfg, records=records, make_trainer=make_trainer, meta=meta, **callbacks)

@@ -156,6 +156,17 @@ def lora_config(cfg: RunConfig) -> Any:
     )
 
 
+def trainer_inputs(cfg: RunConfig, model: Any, args: Any, dataset: Any, tokenizer: Any) -> dict[str, Any]:
+    """The keyword arguments TRL's SFT and DPO trainers share (LoRA adapter when ``cfg.use_lora``)."""
+    return dict(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg) if cfg.use_lora else None,
+    )
+
+
 def load_model_and_tokenizer(model_dir: str | Path) -> tuple[Any, Any]:
     """Float32 weights (mixed precision on GPU comes from the trainer flags) and a tokenizer with a pad token."""
     import torch

@@ -19,8 +19,8 @@ from .runs import (
     RunResult,
     common_training_arguments,
     load_model_and_tokenizer,
-    lora_config,
     train_and_save,
+    trainer_inputs,
 )
 
 
@@ -85,20 +85,7 @@ def run_sft(
             completion_only_loss=True,
             include_num_input_tokens_seen="non_padding",
         )
-        return SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=build_sft_dataset(records, tokenizer),
-            processing_class=tokenizer,
-            peft_config=lora_config(cfg) if cfg.use_lora else None,
-        )
+        return SFTTrainer(**trainer_inputs(cfg, model, args, build_sft_dataset(records, tokenizer), tokenizer))
 
-    return train_and_save(
-        kind="sft",
-        cfg=cfg,
-        records=records,
-        make_trainer=make_trainer,
-        meta=meta,
-        on_progress=on_progress,
-        should_cancel=should_cancel,
-    )
+    callbacks = dict(on_progress=on_progress, should_cancel=should_cancel)
+    return train_and_save(kind="sft", cfg=cfg, records=records, make_trainer=make_trainer, meta=meta, **callbacks)
