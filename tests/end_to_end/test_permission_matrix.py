@@ -18,7 +18,7 @@ from annotations import services as annotation_services
 from annotations.models import PreferencePair
 from arena.models import Comparison
 from evaluation.models import Evaluation
-from training.models import ModelVersion, TrainingRun
+from training.models import TrainingRun
 
 ROLES = ("anonymous", "annotator", "other_annotator", "reviewer", "staff")
 ANYONE = frozenset(ROLES)
