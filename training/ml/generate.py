@@ -16,6 +16,9 @@ Backends (the label is stored with every candidate, see ``Generator.provenance``
   not installed or the conversion fails, the generator falls back to ``hf-fp32`` with a warning
   and says so in its ``backend`` label.
 
+Encoder-decoder checkpoints (T5) generate on ``hf-fp32`` or ``torch-int8``; asked for ``ct2-int8`` they
+use ``hf-fp32`` (CTranslate2's seq2seq ``Translator`` is not wired in), and the label says so.
+
 The default backend comes from the ``GENERATION_BACKEND`` environment variable, else
 ``DEFAULT_BACKEND``. Threads: see ``training.ml.device.generation_threads``. Seed
 reproducibility: ``GENERATION_REPRODUCIBLE`` (see ``Generator``).
@@ -41,6 +44,7 @@ from typing import Any, ClassVar
 import torch
 
 from .device import generation_threads, pick_device
+from .families import SEQ2SEQ, auto_model_class, family_of
 from .prompting import _CONTROL_CHARS, clean_completion, render_prompt
 
 logger = logging.getLogger(__name__)
@@ -156,10 +160,12 @@ class Generator:
         self.reproducible = reproducible
         self.device = pick_device(device)
         self.threads = generation_threads()
+        self.family = family_of(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"
+        # A decoder continues the prompt, so pad on the left; an encoder reads it whole (padded as in training).
+        self.tokenizer.padding_side = "right" if self.family == SEQ2SEQ else "left"
         self._newline_ids = newline_token_ids(self.tokenizer)
         self._newline_set = set(self._newline_ids)
         self._end_ids = sorted(
@@ -172,6 +178,9 @@ class Generator:
         if self.device.device != "cpu" and requested != HF_FP32:
             logger.warning("backend %s is CPU-only; using %s on %s", requested, HF_FP32, self.device.device)
             requested = HF_FP32
+        if self.family == SEQ2SEQ and requested == CT2_INT8:
+            logger.info("backend %s converts decoder-only models; %s uses %s", requested, self.model_dir, HF_FP32)
+            requested = HF_FP32
         if requested == CT2_INT8:
             self._ct2 = self._load_ct2()
             if self._ct2 is None:
@@ -183,11 +192,9 @@ class Generator:
     # ------------------------------------------------------------------ loading
 
     def _load_torch(self, *, quantize: bool) -> None:
-        from transformers import AutoModelForCausalLM
-
         if os.environ.get("GENERATION_THREADS"):
             torch.set_num_threads(self.threads)
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=self.device.dtype)
+        model = auto_model_class(self.family).from_pretrained(self.model_dir, dtype=self.device.dtype)
         model.to(self.device.device).eval()
         if quantize:
             from torch.ao.quantization import quantize_dynamic
@@ -257,8 +264,10 @@ class Generator:
     # ------------------------------------------------------------------ transformers backends
 
     def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        prompts = [render_prompt(self.tokenizer, t) for t in texts]
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        prompts = [render_prompt(self.tokenizer, t, family=self.family) for t in texts]
+        # T5-style tokenizers end the encoder input with </s> (as in training); chat prompts carry their own markers.
+        special = self.family == SEQ2SEQ
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
         return {k: v.to(self.device.device) for k, v in batch.items()}
 
     def _decode(self, output: torch.Tensor, prompt_length: int) -> list[str]:
@@ -274,7 +283,8 @@ class Generator:
         from transformers import StoppingCriteriaList
 
         batch = self._encode(toxics)
-        prompt_length = batch["input_ids"].shape[1]
+        # A causal output repeats the prompt; a seq2seq output is the decoder's alone.
+        prompt_length = 0 if self.family == SEQ2SEQ else batch["input_ids"].shape[1]
         stop = _stopping_criteria_class()(self.tokenizer, prompt_length, self._newline_mask)
         kwargs: dict[str, Any] = {"do_sample": False, "max_new_tokens": max_new_tokens}
         if config is not None:

@@ -1,13 +1,18 @@
 """The one prompt template shared by generation, SFT, DPO and evaluation.
 
-Keeping it in one place means a model is always asked the question it was trained on.
+Keeping it in one place means a model is always asked the question it was trained on. Causal models
+get a chat template; encoder-decoder models (T5) a plain task prefix, as they were fine-tuned.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from .families import CAUSAL, SEQ2SEQ
+
 INSTRUCTION = "Rewrite the user's message politely. Keep its meaning."
+# T5 models learn tasks as "prefix: text"; seq2seq checkpoints (DetoxifierAI's t5-small) are asked this way.
+SEQ2SEQ_PREFIX = "detoxify: "
 
 # Used when a tokenizer carries no chat template of its own (a bare tokenizer, a tiny test model).
 CHATML_TEMPLATE = (
@@ -26,8 +31,11 @@ def build_messages(toxic: str) -> list[dict[str, str]]:
     ]
 
 
-def render_prompt(tokenizer: Any, toxic: str) -> str:
-    """The exact text fed to the model before its answer (generation prompt included)."""
+def render_prompt(tokenizer: Any, toxic: str, *, family: str = CAUSAL) -> str:
+    """The exact text fed to the model before its answer: the chat prompt (generation prompt included) of a
+    causal model, the encoder input of a seq2seq one (``family`` as in ``families``)."""
+    if family == SEQ2SEQ:
+        return SEQ2SEQ_PREFIX + toxic.strip()
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer.apply_chat_template(build_messages(toxic), tokenize=False, add_generation_prompt=True)

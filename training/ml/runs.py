@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from .checkpoints import atomic_directory, is_checkpoint, write_version_file
 from .data import snapshot_hash, write_jsonl
 from .device import DeviceInfo, pick_device
+from .families import auto_model_class, family_of, peft_task_type
 from .progress import CancelFn, ProgressFn, ProgressUpdate  # noqa: F401  (re-exported for callers)
 
 DATA_FILE = "data.jsonl"
@@ -151,8 +152,9 @@ def lora_config(cfg: RunConfig) -> Any:
     """A LoRA adapter on every linear layer; merged into the weights before saving."""
     from peft import LoraConfig
 
+    task_type = peft_task_type(family_of(cfg.parent_dir))
     return LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type=task_type
     )
 
 
@@ -168,14 +170,15 @@ def trainer_inputs(cfg: RunConfig, model: Any, args: Any, dataset: Any, tokenize
 
 
 def load_model_and_tokenizer(model_dir: str | Path) -> tuple[Any, Any]:
-    """Float32 weights (mixed precision on GPU comes from the trainer flags) and a tokenizer with a pad token."""
+    """Float32 weights (mixed precision on GPU comes from the trainer flags) and a tokenizer with a pad token.
+    The model class follows the checkpoint's family (causal or seq2seq)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = auto_model_class(family_of(model_dir)).from_pretrained(str(model_dir), dtype=torch.float32)
     return model, tokenizer
 
 
@@ -273,6 +276,7 @@ def train_and_save(
                 "parent": str(cfg.parent_dir),
                 **(meta or {}),
                 "kind": kind,
+                "family": family_of(cfg.parent_dir),
                 "hyperparameters": hyperparameters(cfg),
                 "metrics": metrics,
                 "data_hash": data_hash,

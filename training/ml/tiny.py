@@ -1,4 +1,4 @@
-"""Tiny random causal LMs with a tokenizer trained on the spot, for tests that must run in seconds.
+"""Tiny random models (causal and T5 encoder-decoder) with a tokenizer trained on the spot, for tests that must run in seconds.
 
 The model shares the real pipeline (chat template, safetensors checkpoint, ``version.json``), so a
 test on it exercises the same code paths as the bundled model.
@@ -66,4 +66,52 @@ def build_tiny_checkpoint(destination: Path, *, corpus: Iterable[str] = (), seed
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         write_version_file(tmp, {"name": "tiny", "kind": "base", "source": "tiny", "parent": None})
+    return Path(destination)
+
+
+SEQ2SEQ_SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"]
+
+
+def build_tiny_seq2seq_checkpoint(destination: Path, *, corpus: Iterable[str] = (), seed: int = 0) -> Path:
+    """Write a ~100k-parameter T5 checkpoint to ``destination``, with a BPE tokenizer that, like T5's own,
+    appends ``</s>`` to every encoded text and starts decoding from ``<pad>``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    from .prompting import SEQ2SEQ_PREFIX
+
+    texts = list(DEFAULT_CORPUS) + [SEQ2SEQ_PREFIX] + list(corpus)
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SEQ2SEQ_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(texts, trainer=trainer)
+    eos_id = bpe.token_to_id("</s>")
+    bpe.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    model = T5ForConditionalGeneration(config)
+    with atomic_directory(Path(destination)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_version_file(tmp, {"name": "tiny-t5", "kind": "base", "source": "tiny-t5", "parent": None})
     return Path(destination)
