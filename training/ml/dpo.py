@@ -1,7 +1,8 @@
 """Direct preference optimisation on annotated pairs with TRL's ``DPOTrainer``.
 
 The parent checkpoint is both the starting point and the frozen reference model, so each round
-moves the model relative to the version it was trained from.
+moves the model relative to the version it was trained from. TRL's trainer is decoder-only:
+encoder-decoder parents train with the same sigmoid loss in ``seq2seq.dpo_trainer``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 from .data import build_dpo_dataset, validate_dpo_records
 from .device import DeviceInfo
+from .families import SEQ2SEQ, family_of
 from .runs import (
     CancelFn,
     ProgressFn,
@@ -66,6 +68,11 @@ class DPORunConfig(RunConfig):
             or self.rpo_alpha < 0
         ):
             raise ValueError(f"rpo_alpha must be a number >= 0, got {self.rpo_alpha!r}")
+        if family_of(self.parent_dir) == SEQ2SEQ and (self.loss_type != "sigmoid" or self.rpo_alpha):
+            raise ValueError(
+                f"encoder-decoder models train with loss_type 'sigmoid' and rpo_alpha 0 only; got {self.loss_type!r}"
+                f" and {self.rpo_alpha!r}"
+            )
 
     def loss_arguments(self) -> dict[str, Any]:
         """``DPOConfig`` loss settings. TRL 1.16 has no ``rpo_alpha`` of its own: RPO is its "sft" loss
@@ -96,6 +103,10 @@ def run_dpo(
     records = list(records)
 
     def make_trainer(device: DeviceInfo, scratch: str) -> Any:
+        if family_of(cfg.parent_dir) == SEQ2SEQ:
+            from .seq2seq import dpo_trainer
+
+            return dpo_trainer(cfg, records, device, scratch)
         model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
         # With LoRA the reference is the base with the adapter disabled; otherwise a frozen copy.
         reference = None if cfg.use_lora else load_model_and_tokenizer(cfg.parent_dir)[0]

@@ -1,7 +1,8 @@
 """Supervised fine-tuning on (toxic, neutral rewrite) pairs with TRL's ``SFTTrainer``.
 
 The loss covers the rewrite only (prompt-completion data), which ends with the eos token so the
-model learns to stop after one sentence.
+model learns to stop after one sentence. Encoder-decoder parents train with ``Seq2SeqTrainer``
+instead (``seq2seq.sft_trainer``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 from .data import build_sft_dataset, validate_sft_records
 from .device import DeviceInfo
+from .families import SEQ2SEQ, family_of
 from .runs import (
     CancelFn,
     ProgressFn,
@@ -79,6 +81,10 @@ def run_sft(
     records = select_subset(records, cfg.subset_size, cfg.seed)
 
     def make_trainer(device: DeviceInfo, scratch: str) -> Any:
+        if family_of(cfg.parent_dir) == SEQ2SEQ:
+            from .seq2seq import sft_trainer
+
+            return sft_trainer(cfg, records, device, scratch)
         model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
         args = SFTConfig(
             **common_training_arguments(cfg, device, scratch),
