@@ -23,11 +23,16 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from .detoxifierai import FIELDS as DETOXIFIERAI_FIELDS
+from .detoxifierai import preference_entries
 from .records import gold_rewrites, outside_heldout_judgements, outside_heldout_pairs, reference_prompts
 from .records import parse_since as parse_iso_since
 from .models import Candidate, Judgement, PreferencePair, Prompt
 
 PARTS = ("preferences", "sft", "judgements")
+# Written only when asked for (``--what detoxifierai``): DetoxifierAI's user_preferences.json (see detoxifierai.py).
+OPTIONAL_PARTS = ("detoxifierai",)
+DETOXIFIERAI_FILE = "user_preferences.json"
 STATUS_CHOICES = ("all", *PreferencePair.Status.values)
 
 # Column -> Arrow dtype. Order is the column order of preferences.jsonl and preferences_hf/.
@@ -421,9 +426,9 @@ def export_dataset(
     approved gold rewrites; ``since`` keeps pairs and judgements created at or after it.
     """
     parts = list(dict.fromkeys(what))
-    unknown = [p for p in parts if p not in PARTS]
+    unknown = [p for p in parts if p not in PARTS + OPTIONAL_PARTS]
     if unknown or not parts:
-        raise ExportError(f"Unknown export part(s) {unknown or parts}; use any of {', '.join(PARTS)}.")
+        raise ExportError(f"Unknown export part(s) {unknown or parts}; use any of {', '.join(PARTS + OPTIONAL_PARTS)}.")
     directory = Path(directory).resolve()
     _check_target(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -458,6 +463,15 @@ def export_dataset(
             }
             for key in ("status", "annotator", "model_version", "source", "prompt_source"):
                 stats[f"preferences_by_{key}"] = Counter(str(r[key]) for r in records)
+        if "detoxifierai" in parts:
+            entries = preference_entries(pairs)
+            payload = json.dumps(entries, ensure_ascii=False, indent=2) + "\n"
+            (staging / DETOXIFIERAI_FILE).write_text(payload, encoding="utf-8")
+            manifest["files"][DETOXIFIERAI_FILE] = {
+                "rows": len(entries),
+                "sha256": hashlib.sha256(payload.encode("utf-8")).hexdigest(),
+                "fields": list(DETOXIFIERAI_FIELDS),
+            }
         if "sft" in parts:
             gold = pairs_for_export(status=PreferencePair.Status.APPROVED, since=since)
             records = sft_records(gold, include_references=include_references)
@@ -505,6 +519,7 @@ _FILE_DESCRIPTIONS = {
     "preferences_hf": "The same rows as a `datasets` dataset: `datasets.load_from_disk(\"preferences_hf\")`.",
     "sft.jsonl": "Gold rewrites as SFT `prompt`/`completion` rows, one per prompt and text.",
     "judgements.jsonl": "Every raw judgement (choices, own rewrites, skips) with the candidates as shown.",
+    DETOXIFIERAI_FILE: "DetoxifierAI's format: a JSON list of `toxic`, `chosen`, `rejected` (a list), one entry per choice.",
 }
 
 

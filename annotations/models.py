@@ -228,6 +228,7 @@ class PreferencePair(models.Model):
     class Source(models.TextChoices):
         ANNOTATION = "annotation", "Best-of-N annotation"
         ARENA = "arena", "A/B arena"
+        IMPORTED = "imported", "Imported file"
 
     judgement = models.ForeignKey(Judgement, on_delete=models.PROTECT, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="pairs")

@@ -1,9 +1,9 @@
-"""manage.py export OUTPUT_DIR [--what preferences,sft,judgements] [--status approved|all] [--since DATE]."""
+"""manage.py export OUTPUT_DIR [--what preferences,sft,judgements,detoxifierai] [--status approved|all] [--since DATE]."""
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.exports import PARTS, ExportError, export_dataset, parse_since
+from annotations.exports import OPTIONAL_PARTS, PARTS, ExportError, export_dataset, parse_since
 
 
 class Command(BaseCommand):
@@ -14,7 +14,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("output_dir", help="A new (or empty) directory; an existing non-empty one is refused.")
-        parser.add_argument("--what", default=",".join(PARTS), help=f"Comma-separated parts (default: {','.join(PARTS)}).")
+        parser.add_argument(
+            "--what", default=",".join(PARTS), help=f"Comma-separated parts of {','.join(PARTS + OPTIONAL_PARTS)} (default: {','.join(PARTS)}); "
+            "detoxifierai writes user_preferences.json in DetoxifierAI's format.",
+        )
         parser.add_argument(
             "--status", choices=("approved", "all"), default="approved",
             help="Pairs in preferences: approved (training data) or all statuses (analysis).",
