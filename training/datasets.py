@@ -24,7 +24,7 @@ class DataFilters:
 
     approved_since: datetime | None = None  # pairs reviewed (approved) at or after this time
     annotator: str | None = None  # username of the annotator whose pairs to use
-    source: str | None = None  # SFT: prompt source (e.g. "paradetox"); DPO: pair source ("annotation"/"arena")
+    source: str | None = None  # SFT: prompt source (e.g. "paradetox"); DPO: pair source ("annotation"/"arena"/"imported")
     include_references: bool = True  # SFT: train on imported human references
     include_gold_rewrites: bool = True  # SFT: train on approved "none acceptable" rewrites
     any_version: bool = False  # DPO: also pairs sampled from versions other than the parent (off-policy)

@@ -100,3 +100,25 @@ def test_tiny_t5_round_register_sample_sft_dpo_evaluate_activate(t5_source, roun
     assert Candidate.objects.filter(model_version=version).exists()
     lap("activate + sample")
     print("tiny-T5 round timings (s):", timings)
+
+
+def test_detoxifierai_migration_register_t5_import_preferences_train_dpo(t5_source, round_prompts, reviewer, tmp_path, capsys):
+    """What a team coming from DetoxifierAI runs: their T5 directory and user_preferences.json, then a DPO round."""
+    import json
+
+    from django.test import override_settings
+
+    entries = [
+        {"toxic": "you are a stupid idiot", "chosen": "you are not very smart", "rejected": ["you idiot", "stupid"]},
+        {"toxic": "what the hell are you doing", "chosen": "what are you doing", "rejected": ["hell no"]},
+    ]
+    (tmp_path / "user_preferences.json").write_text(json.dumps(entries))
+    call_command("register_base_model", "--source", str(t5_source))
+    with override_settings(HELDOUT_PERCENT=0):
+        call_command("import_preferences", str(tmp_path / "user_preferences.json"), "--format", "detoxifierai")
+    approve_pairs(reviewer=reviewer, pairs=PreferencePair.objects.filter(source="imported"))
+    call_command("train", "dpo", "--source", "imported", "--max-steps", "2", "--batch-size", "2", "--beta", "0.1")
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded", run.traceback
+    assert run.data_snapshot["count"] == 3 and run.hyperparameters["beta"] == 0.1
+    assert family_of(run.result_version.path) == SEQ2SEQ and run.result_version.parent.source == str(t5_source)

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         data = parser.add_argument_group("data")
         data.add_argument("--approved-since", help="Only pairs approved at/after this ISO date or datetime.")
         data.add_argument("--annotator", help="Only this annotator's pairs.")
-        data.add_argument("--source", help="SFT: prompt source (e.g. paradetox); DPO: pair source (annotation, arena).")
+        data.add_argument("--source", help="SFT: prompt source (e.g. paradetox); DPO: pair source (annotation, arena, imported).")
         data.add_argument("--no-references", action="store_true", help="SFT: skip imported human references.")
         data.add_argument("--no-gold-rewrites", action="store_true", help="SFT: skip approved own rewrites.")
         data.add_argument(
