@@ -126,3 +126,20 @@ def test_dpo_loss_and_rewards_equal_trls_on_identical_inputs(tiny_checkpoint, tm
     assert trl_metrics["rewards/chosen"] == pytest.approx(float(chosen_rewards.mean()), abs=1e-5)
     assert trl_metrics["logps/chosen"] == pytest.approx(float(policy_chosen.mean()), abs=1e-4)
     assert trl_metrics["logps/rejected"] == pytest.approx(float(policy_rejected.mean()), abs=1e-4)
+
+
+def test_seq2seq_lora_dpo_is_saved_merged(tiny_t5, store, private_tempdir, dpo_records):
+    cfg = DPORunConfig(parent_dir=tiny_t5, output_dir=store / "lora-dpo", max_steps=1, use_lora=True)
+    output = Path(run_dpo(cfg, dpo_records).output_dir)
+    assert not (output / "adapter_config.json").exists() and weights_changed(tiny_t5, output)
+
+
+def test_training_and_generation_feed_the_encoder_the_same_tokens(tiny_t5):
+    from training.ml.seq2seq import encode, source_ids
+
+    generator = Generator(tiny_t5, backend=HF_FP32)
+    tokenizer = generator.tokenizer
+    generation_ids = generator._encode(["shut up you fool"])["input_ids"][0].tolist()
+    assert source_ids(tokenizer, "shut up you fool", 128) == generation_ids
+    assert generation_ids[-1] == tokenizer.eos_token_id and tokenizer.decode(generation_ids, skip_special_tokens=True) == "detoxify: shut up you fool"
+    assert encode(tokenizer, "please be quiet", 128)[-1] == tokenizer.eos_token_id  # the decoder learns to stop
