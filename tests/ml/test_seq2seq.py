@@ -29,9 +29,10 @@ def test_family_comes_from_the_checkpoint_config(tiny_t5, tiny_checkpoint):
     assert render_prompt(None, "  you fool ", family=SEQ2SEQ) == "detoxify: you fool"
 
 
-def test_seq2seq_generator_samples_reproducibly_on_the_reference_backend(tiny_t5):
-    generator = Generator(tiny_t5, backend=CT2_INT8)  # CTranslate2 is wired for decoder-only models
-    assert generator.backend == HF_FP32 and generator.provenance(DecodingConfig())["backend"] == HF_FP32
+@pytest.mark.parametrize("backend", [HF_FP32, CT2_INT8])
+def test_seq2seq_generator_samples_reproducibly(tiny_t5, backend):
+    generator = Generator(tiny_t5, backend=backend)
+    assert generator.backend == backend and generator.provenance(DecodingConfig())["backend"] == backend
     config = DecodingConfig(num_candidates=3, max_new_tokens=8)
     first = generator.sample_batch(["you are a stupid idiot", "shut up you fool"], config, seed=7)
     again = generator.sample_batch(["you are a stupid idiot", "shut up you fool"], config, seed=7)

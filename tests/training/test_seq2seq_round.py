@@ -60,7 +60,7 @@ def test_tiny_t5_round_register_sample_sft_dpo_evaluate_activate(t5_source, roun
     assert generation.refill_pool(base.pk, target=4) == 4
     item_sizes = [c for c in Candidate.objects.filter(model_version=base).values_list("item", flat=True)]
     assert max(item_sizes.count(i) for i in set(item_sizes)) == 3  # best of 3
-    assert {c.decoding["backend"] for c in Candidate.objects.all()} == {"hf-fp32"}  # recorded in provenance
+    assert {c.decoding["backend"] for c in Candidate.objects.all()} == {"ct2-int8"}  # the default backend, in provenance
     lap("sample 4 items x 3 candidates")
 
     while (shown := annotation_services.next_assignment(user=annotator)) is not None:

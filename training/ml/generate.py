@@ -16,8 +16,8 @@ Backends (the label is stored with every candidate, see ``Generator.provenance``
   not installed or the conversion fails, the generator falls back to ``hf-fp32`` with a warning
   and says so in its ``backend`` label.
 
-Encoder-decoder checkpoints (T5) generate on ``hf-fp32`` or ``torch-int8``; asked for ``ct2-int8`` they
-use ``hf-fp32`` (CTranslate2's seq2seq ``Translator`` is not wired in), and the label says so.
+Encoder-decoder checkpoints (T5, BART) run on every backend: ``ct2-int8`` converts them the same way
+and samples with CTranslate2's ``Translator`` instead of its ``Generator``.
 
 The default backend comes from the ``GENERATION_BACKEND`` environment variable, else
 ``DEFAULT_BACKEND``. Threads: see ``training.ml.device.generation_threads``. Seed
@@ -178,9 +178,6 @@ class Generator:
         if self.device.device != "cpu" and requested != HF_FP32:
             logger.warning("backend %s is CPU-only; using %s on %s", requested, HF_FP32, self.device.device)
             requested = HF_FP32
-        if self.family == SEQ2SEQ and requested == CT2_INT8:
-            logger.info("backend %s converts decoder-only models; %s uses %s", requested, self.model_dir, HF_FP32)
-            requested = HF_FP32
         if requested == CT2_INT8:
             self._ct2 = self._load_ct2()
             if self._ct2 is None:
@@ -214,7 +211,12 @@ class Generator:
             logger.warning("ctranslate2 is not installed; generation falls back to %s", HF_FP32)
             return None
         try:
-            return _Ct2Engines(ensure_ct2_model(self.model_dir), self.threads, reproducible=self.reproducible)
+            return _Ct2Engines(
+                ensure_ct2_model(self.model_dir),
+                self.threads,
+                reproducible=self.reproducible,
+                translator=self.family == SEQ2SEQ,
+            )
         except Exception as exc:  # noqa: BLE001 - any conversion/load failure means: use the reference path
             logger.warning("CTranslate2 model unavailable for %s (%s); falling back to %s", self.model_dir, exc, HF_FP32)
             return None
@@ -319,6 +321,8 @@ class Generator:
         """First lines from CTranslate2: rows end on EOS or on a token holding a newline; a row that
         stopped on a newline before any content (a leading blank line) is continued from where it
         stopped, so the result equals ``clean_completion`` of a full-length run."""
+        if self.family == SEQ2SEQ:
+            return self._ct2_translate(toxics, config, seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size)
         n = config.num_candidates if config is not None else 1
         budget = config.max_new_tokens if config is not None else max_new_tokens
         prompts = [
@@ -364,6 +368,34 @@ class Generator:
             if blank:
                 self._ct2_continue(engine, rows, generated, blank, budget, options, end_ids)
         return [clean_completion(self.tokenizer.decode(g, skip_special_tokens=True)) for g in generated]
+
+    def _ct2_translate(
+        self, toxics: list[str], config: DecodingConfig | None, *, seed: int, max_new_tokens: int, batch_size: int
+    ) -> list[str]:
+        """Encoder-decoder rewrites from CTranslate2's ``Translator``: one row per candidate (it samples one
+        hypothesis per row), each decoded to EOS or the token budget and cut to its first line."""
+        n = config.num_candidates if config is not None else 1
+        sources = [
+            self.tokenizer.convert_ids_to_tokens(self.tokenizer(render_prompt(self.tokenizer, t, family=SEQ2SEQ))["input_ids"])
+            for t in toxics
+        ]
+        options: dict[str, Any] = {"sampling_topk": 1}
+        if config is not None:
+            options = {
+                "sampling_topk": config.top_k or 0,
+                "sampling_topp": config.top_p,
+                "sampling_temperature": config.temperature,
+            }
+        with self._ct2.engine(seed if config is not None else None) as engine:
+            results = engine.translate_batch(
+                [source for source in sources for _ in range(n)],
+                max_batch_size=batch_size,
+                max_decoding_length=config.max_new_tokens if config is not None else max_new_tokens,
+                beam_size=1,
+                **options,
+            )
+        decode, to_ids = self.tokenizer.decode, self.tokenizer.convert_tokens_to_ids
+        return [clean_completion(decode(to_ids(result.hypotheses[0]), skip_special_tokens=True)) for result in results]
 
     def _ct2_continue(
         self,
@@ -417,8 +449,9 @@ class _Ct2Engines:
     (~0.1-0.4 s of CPU, off the caller's path). Greedy decoding draws nothing and reuses the last one.
     """
 
-    def __init__(self, path: Path, threads: int, *, reproducible: bool = True) -> None:
+    def __init__(self, path: Path, threads: int, *, reproducible: bool = True, translator: bool = False) -> None:
         self.path = str(path)
+        self.translator = translator  # an encoder-decoder model: ctranslate2.Translator, else ctranslate2.Generator
         self.threads = threads
         self.reproducible = reproducible
         self._current = self._build()
@@ -431,7 +464,8 @@ class _Ct2Engines:
     def _build(self) -> Any:
         import ctranslate2
 
-        return ctranslate2.Generator(self.path, device="cpu", compute_type="int8", intra_threads=self.threads)
+        engine = ctranslate2.Translator if self.translator else ctranslate2.Generator
+        return engine(self.path, device="cpu", compute_type="int8", intra_threads=self.threads)
 
     def _load_spare_in_background(self) -> None:
         def load() -> None:
