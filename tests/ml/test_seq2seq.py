@@ -144,3 +144,27 @@ def test_training_and_generation_feed_the_encoder_the_same_tokens(tiny_t5):
     assert source_ids(tokenizer, "shut up you fool", 128) == generation_ids
     assert generation_ids[-1] == tokenizer.eos_token_id and tokenizer.decode(generation_ids, skip_special_tokens=True) == "detoxify: shut up you fool"
     assert encode(tokenizer, "please be quiet", 128)[-1] == tokenizer.eos_token_id  # the decoder learns to stop
+
+
+def test_registering_a_t5_directory_converts_it_and_records_its_family(tiny_t5, tmp_path):
+    from training.ml.checkpoints import prepare_base_checkpoint
+
+    meta = prepare_base_checkpoint(str(tiny_t5), tmp_path / "base-t5", name="base-t5")
+    assert meta["family"] == SEQ2SEQ and family_of(tmp_path / "base-t5") == SEQ2SEQ
+    assert weights_changed(tiny_t5, tmp_path / "base-t5") is False
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("sentencepiece") is not None, reason="sentencepiece installed")
+def test_t5_directory_without_a_fast_tokenizer_is_refused_with_the_way_out(tiny_t5, tmp_path):
+    import shutil
+
+    from training.ml.checkpoints import CheckpointError, prepare_base_checkpoint
+
+    source = tmp_path / "slow-t5"
+    shutil.copytree(tiny_t5, source)
+    (source / "tokenizer.json").unlink()
+    (source / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer"}))
+    (source / "spiece.model").write_bytes(b"\0not a sentencepiece model")
+    with pytest.raises(CheckpointError, match="A T5 directory needs its tokenizer.json"):
+        prepare_base_checkpoint(str(source), tmp_path / "base")
+    assert not (tmp_path / "base").exists()

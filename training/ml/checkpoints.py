@@ -128,6 +128,11 @@ def _load_source(source: str) -> tuple[Any, Any]:
             f"could not load base model {source!r}: {exc}. Offline machines need a local path or the "
             "bundled model (BASE_MODEL=bundled)."
         ) from exc
+    except (ImportError, ValueError) as exc:  # e.g. a tokenizer saved as spiece.model only, without sentencepiece
+        raise CheckpointError(
+            f"could not load base model {source!r}: {exc}. A T5 directory needs its tokenizer.json (saved by a fast "
+            "tokenizer) when the sentencepiece package is not installed."
+        ) from exc
     return model, tokenizer
 
 
