@@ -50,6 +50,14 @@ class ImportReport:
         return self.created + self.existing
 
 
+def skipped_lines(errors: list[RowError], *, what: str = "rows", limit: int = 20) -> list[str]:
+    """What an import command prints about malformed input: the first ``limit`` errors with their line, then a count."""
+    lines = [f"skipped {error}" for error in errors[:limit]]
+    if len(errors) > limit:
+        lines.append(f"... and {len(errors) - limit} more malformed {what}")
+    return lines
+
+
 def _clean(text: str | None) -> str:
     text = normalise_text(text or "")
     if len(text) >= 2 and text[0] == text[-1] == '"':

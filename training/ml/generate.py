@@ -333,13 +333,7 @@ class Generator:
         ]
         rows = [list(p) for p in prompts for _ in range(n)]  # prompt tokens of each candidate (continuations)
         generated: list[list[int]] = [[] for _ in rows]
-        options: dict[str, Any] = {"sampling_topk": 1}
-        if config is not None:
-            options = {
-                "sampling_topk": config.top_k or 0,
-                "sampling_topp": config.top_p,
-                "sampling_temperature": config.temperature,
-            }
+        options = _ct2_sampling_options(config)
         end_ids = set(self._end_ids)
         with self._ct2.engine(seed if config is not None else None) as engine:
             # Round 1: every row, ending on EOS or on any token holding a newline (cheap, in C++).
@@ -379,13 +373,7 @@ class Generator:
             self.tokenizer.convert_ids_to_tokens(self.tokenizer(render_prompt(self.tokenizer, t, family=SEQ2SEQ))["input_ids"])
             for t in toxics
         ]
-        options: dict[str, Any] = {"sampling_topk": 1}
-        if config is not None:
-            options = {
-                "sampling_topk": config.top_k or 0,
-                "sampling_topp": config.top_p,
-                "sampling_temperature": config.temperature,
-            }
+        options = _ct2_sampling_options(config)
         with self._ct2.engine(seed if config is not None else None) as engine:
             results = engine.translate_batch(
                 [source for source in sources for _ in range(n)],
@@ -434,6 +422,13 @@ class Generator:
             )
             for r, result in zip(group, results):
                 generated[r].extend(result.sequences_ids[0])
+
+
+def _ct2_sampling_options(config: DecodingConfig | None) -> dict[str, Any]:
+    """CTranslate2's sampling settings for ``config``; greedy (top-1) when it is None."""
+    if config is None:
+        return {"sampling_topk": 1}
+    return {"sampling_topk": config.top_k or 0, "sampling_topp": config.top_p, "sampling_temperature": config.temperature}
 
 
 _seed_lock = threading.Lock()

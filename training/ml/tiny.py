@@ -1,4 +1,5 @@
-"""Tiny random models (causal and T5 encoder-decoder) with a tokenizer trained on the spot, for tests that must run in seconds.
+"""Tiny random models, causal (Llama) and encoder-decoder (T5), with a tokenizer trained on the spot, for
+tests that must run in seconds.
 
 The model shares the real pipeline (chat template, safetensors checkpoint, ``version.json``), so a
 test on it exercises the same code paths as the bundled model.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .checkpoints import atomic_directory, write_version_file
 from .prompting import CHATML_TEMPLATE
@@ -25,22 +27,35 @@ DEFAULT_CORPUS = [
 ]
 
 
-def build_tiny_checkpoint(destination: Path, *, corpus: Iterable[str] = (), seed: int = 0) -> Path:
-    """Write a ~100k-parameter Llama checkpoint with a BPE tokenizer to ``destination``."""
-    import torch
+def _byte_level_bpe(texts: list[str], special_tokens: list[str], *, unk_token: str | None = None) -> Any:
+    """A 400-token byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts`` (any text stays encodable)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    texts = list(DEFAULT_CORPUS) + list(corpus)
-    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe = Tokenizer(models.BPE(unk_token=unk_token))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=400, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     bpe.train_from_iterator(texts, trainer=trainer)
+    return bpe
+
+
+def _save(destination: Path, model: Any, tokenizer: Any, name: str) -> Path:
+    with atomic_directory(Path(destination)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_version_file(tmp, {"name": name, "kind": "base", "source": name, "parent": None})
+    return Path(destination)
+
+
+def build_tiny_checkpoint(destination: Path, *, corpus: Iterable[str] = (), seed: int = 0) -> Path:
+    """Write a ~100k-parameter Llama checkpoint with a BPE tokenizer to ``destination``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
+        tokenizer_object=_byte_level_bpe(list(DEFAULT_CORPUS) + list(corpus), SPECIAL_TOKENS),
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
         pad_token="<pad>",
@@ -61,12 +76,7 @@ def build_tiny_checkpoint(destination: Path, *, corpus: Iterable[str] = (), seed
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config)
-    with atomic_directory(Path(destination)) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_version_file(tmp, {"name": "tiny", "kind": "base", "source": "tiny", "parent": None})
-    return Path(destination)
+    return _save(destination, LlamaForCausalLM(config), tokenizer, "tiny")
 
 
 SEQ2SEQ_SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"]
@@ -76,19 +86,13 @@ def build_tiny_seq2seq_checkpoint(destination: Path, *, corpus: Iterable[str] = 
     """Write a ~100k-parameter T5 checkpoint to ``destination``, with a BPE tokenizer that, like T5's own,
     appends ``</s>`` to every encoded text and starts decoding from ``<pad>``."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
     from .prompting import SEQ2SEQ_PREFIX
 
     texts = list(DEFAULT_CORPUS) + [SEQ2SEQ_PREFIX] + list(corpus)
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SEQ2SEQ_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(texts, trainer=trainer)
+    bpe = _byte_level_bpe(texts, SEQ2SEQ_SPECIAL_TOKENS, unk_token="<unk>")
     eos_id = bpe.token_to_id("</s>")
     bpe.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
@@ -109,9 +113,4 @@ def build_tiny_seq2seq_checkpoint(destination: Path, *, corpus: Iterable[str] = 
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
-    model = T5ForConditionalGeneration(config)
-    with atomic_directory(Path(destination)) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_version_file(tmp, {"name": "tiny-t5", "kind": "base", "source": "tiny-t5", "parent": None})
-    return Path(destination)
+    return _save(destination, T5ForConditionalGeneration(config), tokenizer, "tiny-t5")

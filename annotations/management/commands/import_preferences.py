@@ -4,9 +4,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.detoxifierai import DEFAULT_IMPORTER, FORMAT, PreferenceFileError, import_preferences, read_preferences
+from annotations.importers import skipped_lines
 from annotations.models import MODEL_VERSION_MODEL, active_model_version
-
-MAX_ERRORS_SHOWN = 20
 
 
 class Command(BaseCommand):
@@ -34,10 +33,8 @@ class Command(BaseCommand):
             report = import_preferences(read_preferences(path), version=version, importer=importer)
         except (OSError, PreferenceFileError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
-        for error in report.errors[:MAX_ERRORS_SHOWN]:
-            self.stderr.write(f"skipped {error}")
-        if len(report.errors) > MAX_ERRORS_SHOWN:
-            self.stderr.write(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more malformed entries")
+        for line in skipped_lines(report.errors, what="entries"):
+            self.stderr.write(line)
         summary = (
             f"{report.entries} new entr{'y' if report.entries == 1 else 'ies'} ({report.pairs_created} pending pair(s), "
             f"{report.prompts_created} new prompt(s), {report.heldout} on held-out prompts), "

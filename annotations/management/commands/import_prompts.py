@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.importers import FORMATS, import_prompts, read_hub_dataset, read_prompts
+from annotations.importers import FORMATS, import_prompts, read_hub_dataset, read_prompts, skipped_lines
 from core import hooks
-
-MAX_ERRORS_SHOWN = 20
 
 
 class Command(BaseCommand):
@@ -27,10 +25,8 @@ class Command(BaseCommand):
             report = import_prompts(rows, source=source or (f"hub:{dataset}" if dataset else format))
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        for error in report.errors[:MAX_ERRORS_SHOWN]:
-            self.stderr.write(f"skipped {error}")
-        if len(report.errors) > MAX_ERRORS_SHOWN:
-            self.stderr.write(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more malformed rows")
+        for line in skipped_lines(report.errors, what="rows"):
+            self.stderr.write(line)
         summary = (
             f"{report.created} new prompt(s), {report.existing} already present "
             f"({report.updated_references} got new references), {report.heldout} new held out for evaluation, "
