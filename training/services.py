@@ -29,16 +29,21 @@ def base_directory_name(source: str) -> str:
     return "base-" + re.sub(r"[^a-z0-9]+", "-", Path(source).name.lower()).strip("-")
 
 
-def ensure_base_version(*, source: str | None = None, activate_if_none: bool = True) -> ModelVersion:
+def ensure_base_version(
+    *, source: str | None = None, activate_if_none: bool = True, prompt_prefix: str | None = None
+) -> ModelVersion:
     """Convert ``BASE_MODEL`` into the store once and register it as a version (idempotent).
 
     It becomes active if no version is active yet, so a fresh platform can serve candidates at once.
+    ``prompt_prefix``: the input prefix an encoder-decoder model was fine-tuned with (default "detoxify: ").
     """
     source = source or settings.BASE_MODEL
     directory = base_directory_name(source)
     version = ModelVersion.objects.filter(directory=directory).first()
     if version is None:
-        meta = prepare_base_checkpoint(source, Path(settings.MODEL_STORE) / directory, name=directory)
+        meta = prepare_base_checkpoint(
+            source, Path(settings.MODEL_STORE) / directory, name=directory, prompt_prefix=prompt_prefix
+        )
         version, _ = ModelVersion.objects.get_or_create(
             directory=directory,
             defaults=dict(

@@ -168,3 +168,26 @@ def test_t5_directory_without_a_fast_tokenizer_is_refused_with_the_way_out(tiny_
     with pytest.raises(CheckpointError, match="A T5 directory needs its tokenizer.json"):
         prepare_base_checkpoint(str(source), tmp_path / "base")
     assert not (tmp_path / "base").exists()
+
+
+def test_a_declared_prompt_prefix_is_used_by_generation_and_inherited_by_training(tiny_t5, tmp_path, store, sft_records):
+    from training.ml.checkpoints import prepare_base_checkpoint
+    from training.ml.families import task_prefix
+    from training.ml.seq2seq import sft_features
+
+    base = tmp_path / "base-no-prefix"
+    prepare_base_checkpoint(str(tiny_t5), base, prompt_prefix="")
+    assert task_prefix(base) == "" and task_prefix(tiny_t5) is None
+    generator = Generator(base, backend=HF_FP32)
+    assert generator.tokenizer.decode(generator._encode(["you fool"])["input_ids"][0], skip_special_tokens=True) == "you fool"
+    features = sft_features(sft_records[:1], generator.tokenizer, 128, prefix="")
+    assert features[0]["input_ids"] == generator._encode([sft_records[0]["prompt"]])["input_ids"][0].tolist()
+    child = run_sft(SFTRunConfig(parent_dir=base, output_dir=store / "child", max_steps=1, batch_size=4), sft_records)
+    assert task_prefix(child.output_dir) == ""
+
+
+def test_a_prompt_prefix_is_refused_for_a_causal_model(tiny_checkpoint, tmp_path):
+    from training.ml.checkpoints import CheckpointError, prepare_base_checkpoint
+
+    with pytest.raises(CheckpointError, match="a prompt prefix applies to encoder-decoder"):
+        prepare_base_checkpoint(str(tiny_checkpoint), tmp_path / "base", prompt_prefix="")

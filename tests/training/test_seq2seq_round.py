@@ -16,7 +16,7 @@ from evaluation.models import Evaluation
 from tests.conftest import run_jobs
 from training import generation
 from training.ml.checkpoints import read_version_file
-from training.ml.families import SEQ2SEQ, family_of
+from training.ml.families import SEQ2SEQ, family_of, task_prefix
 from training.ml.tiny import build_tiny_seq2seq_checkpoint
 from training.models import ModelVersion, TrainingRun
 
@@ -113,7 +113,7 @@ def test_detoxifierai_migration_register_t5_import_preferences_train_dpo(t5_sour
         {"toxic": "what the hell are you doing", "chosen": "what are you doing", "rejected": ["hell no"]},
     ]
     (tmp_path / "user_preferences.json").write_text(json.dumps(entries))
-    call_command("register_base_model", "--source", str(t5_source))
+    call_command("register_base_model", "--source", str(t5_source), "--prompt-prefix", "detoxify this: ")
     with override_settings(HELDOUT_PERCENT=0):
         call_command("import_preferences", str(tmp_path / "user_preferences.json"), "--format", "detoxifierai")
     approve_pairs(reviewer=reviewer, pairs=PreferencePair.objects.filter(source="imported"))
@@ -122,3 +122,4 @@ def test_detoxifierai_migration_register_t5_import_preferences_train_dpo(t5_sour
     assert run.status == "succeeded", run.traceback
     assert run.data_snapshot["count"] == 3 and run.hyperparameters["beta"] == 0.1
     assert family_of(run.result_version.path) == SEQ2SEQ and run.result_version.parent.source == str(t5_source)
+    assert task_prefix(run.result_version.path) == "detoxify this: "  # the prefix it was fine-tuned with, inherited

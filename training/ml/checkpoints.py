@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .families import family_of_config
+from .families import SEQ2SEQ, declare_task_prefix, family_of_config
 
 VERSION_FILE = "version.json"
 BUNDLED = "bundled"
@@ -150,15 +150,23 @@ def _dequantized_copy(model: Any) -> Any:
     return fresh
 
 
-def prepare_base_checkpoint(source: str, destination: Path, *, name: str = "base") -> dict[str, Any]:
+def prepare_base_checkpoint(
+    source: str, destination: Path, *, name: str = "base", prompt_prefix: str | None = None
+) -> dict[str, Any]:
     """Write ``source`` as a safetensors checkpoint at ``destination`` (atomically) and return its meta.
 
-    Idempotent: an existing checkpoint at ``destination`` is kept and its meta returned.
+    ``prompt_prefix`` (encoder-decoder models only) is the input prefix the model was fine-tuned with,
+    declared in its config for generation and training. Idempotent: an existing checkpoint at
+    ``destination`` is kept and its meta returned.
     """
     destination = Path(destination)
     if is_checkpoint(destination):
         return read_version_file(destination)
     model, tokenizer = _load_source(source)
+    if prompt_prefix is not None:
+        if family_of_config(model.config) != SEQ2SEQ:
+            raise CheckpointError("a prompt prefix applies to encoder-decoder (T5-style) models only")
+        declare_task_prefix(model.config, prompt_prefix)
     model = _dequantized_copy(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

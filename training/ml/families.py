@@ -13,6 +13,8 @@ from typing import Any
 CAUSAL = "causal"
 SEQ2SEQ = "seq2seq"
 FAMILIES = (CAUSAL, SEQ2SEQ)
+# Where a T5-style config declares a task's input prefix (t5-small ships "summarize: " and others there).
+TASK = "detoxify"
 
 
 def family_of_config(config: Any) -> str:
@@ -21,12 +23,26 @@ def family_of_config(config: Any) -> str:
     return SEQ2SEQ if value else CAUSAL
 
 
+def _config(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / "config.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def family_of(model_dir: str | Path) -> str:
     """The family of the checkpoint at ``model_dir``; reads JSON only (no torch), so the web process may call it."""
-    path = Path(model_dir) / "config.json"
-    if not path.exists():
-        return CAUSAL
-    return family_of_config(json.loads(path.read_text()))
+    return family_of_config(_config(model_dir))
+
+
+def task_prefix(model_dir: str | Path) -> str | None:
+    """The encoder prefix the checkpoint declares (``task_specific_params.detoxify.prefix``), or None (the default)."""
+    params = _config(model_dir).get("task_specific_params") or {}
+    prefix = (params.get(TASK) or {}).get("prefix")
+    return prefix if isinstance(prefix, str) else None
+
+
+def declare_task_prefix(config: Any, prefix: str) -> None:
+    """Store ``prefix`` in a seq2seq ``config``; every checkpoint trained from it inherits it with the config."""
+    config.task_specific_params = {**(getattr(config, "task_specific_params", None) or {}), TASK: {"prefix": prefix}}
 
 
 def auto_model_class(family: str) -> Any:

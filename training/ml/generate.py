@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 import torch
 
 from .device import generation_threads, pick_device
-from .families import SEQ2SEQ, auto_model_class, family_of
+from .families import SEQ2SEQ, auto_model_class, family_of, task_prefix
 from .prompting import _CONTROL_CHARS, clean_completion, render_prompt
 
 logger = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class Generator:
         self.device = pick_device(device)
         self.threads = generation_threads()
         self.family = family_of(self.model_dir)
+        self.prefix = task_prefix(self.model_dir)  # seq2seq: the prefix the checkpoint declares, if any
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -266,7 +267,7 @@ class Generator:
     # ------------------------------------------------------------------ transformers backends
 
     def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        prompts = [render_prompt(self.tokenizer, t, family=self.family) for t in texts]
+        prompts = [render_prompt(self.tokenizer, t, family=self.family, prefix=self.prefix) for t in texts]
         # T5-style tokenizers end the encoder input with </s> (as in training); chat prompts carry their own markers.
         special = self.family == SEQ2SEQ
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
@@ -370,7 +371,9 @@ class Generator:
         hypothesis per row), each decoded to EOS or the token budget and cut to its first line."""
         n = config.num_candidates if config is not None else 1
         sources = [
-            self.tokenizer.convert_ids_to_tokens(self.tokenizer(render_prompt(self.tokenizer, t, family=SEQ2SEQ))["input_ids"])
+            self.tokenizer.convert_ids_to_tokens(
+                self.tokenizer(render_prompt(self.tokenizer, t, family=SEQ2SEQ, prefix=self.prefix))["input_ids"]
+            )
             for t in toxics
         ]
         options = _ct2_sampling_options(config)

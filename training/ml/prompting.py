@@ -11,7 +11,8 @@ from typing import Any
 from .families import CAUSAL, SEQ2SEQ
 
 INSTRUCTION = "Rewrite the user's message politely. Keep its meaning."
-# T5 models learn tasks as "prefix: text"; seq2seq checkpoints (DetoxifierAI's t5-small) are asked this way.
+# T5 models learn tasks as "prefix: text"; seq2seq checkpoints are asked this way unless their config declares
+# another prefix (``families.task_prefix``; ``register_base_model --prompt-prefix``).
 SEQ2SEQ_PREFIX = "detoxify: "
 
 # Used when a tokenizer carries no chat template of its own (a bare tokenizer, a tiny test model).
@@ -31,11 +32,11 @@ def build_messages(toxic: str) -> list[dict[str, str]]:
     ]
 
 
-def render_prompt(tokenizer: Any, toxic: str, *, family: str = CAUSAL) -> str:
+def render_prompt(tokenizer: Any, toxic: str, *, family: str = CAUSAL, prefix: str | None = None) -> str:
     """The exact text fed to the model before its answer: the chat prompt (generation prompt included) of a
-    causal model, the encoder input of a seq2seq one (``family`` as in ``families``)."""
+    causal model, the encoder input of a seq2seq one (``prefix``, default ``SEQ2SEQ_PREFIX``, then the text)."""
     if family == SEQ2SEQ:
-        return SEQ2SEQ_PREFIX + toxic.strip()
+        return (SEQ2SEQ_PREFIX if prefix is None else prefix) + toxic.strip()
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer.apply_chat_template(build_messages(toxic), tokenize=False, add_generation_prompt=True)

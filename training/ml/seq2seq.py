@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .device import DeviceInfo
-from .families import SEQ2SEQ
+from .families import SEQ2SEQ, task_prefix
 from .prompting import render_prompt
 from .runs import common_training_arguments, load_model_and_tokenizer, lora_config
 
@@ -45,15 +45,19 @@ def encode(tokenizer: Any, text: str, max_length: int) -> list[int]:
     return ids
 
 
-def source_ids(tokenizer: Any, toxic: str, max_length: int) -> list[int]:
-    return tokenizer(render_prompt(tokenizer, toxic, family=SEQ2SEQ), truncation=True, max_length=max_length)["input_ids"]
+def source_ids(tokenizer: Any, toxic: str, max_length: int, *, prefix: str | None = None) -> list[int]:
+    """The encoder input for ``toxic`` (``prefix`` as the checkpoint declares it; None = the default)."""
+    text = render_prompt(tokenizer, toxic, family=SEQ2SEQ, prefix=prefix)
+    return tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
 
 
-def sft_features(records: Sequence[dict[str, Any]], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
+def sft_features(
+    records: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, *, prefix: str | None = None
+) -> list[dict[str, list[int]]]:
     """Encoder inputs and labels for ``{"prompt", "completion"}`` records (prompt and answer each up to ``max_length``)."""
     rows = []
     for record in records:
-        ids = source_ids(tokenizer, record["prompt"], max_length)
+        ids = source_ids(tokenizer, record["prompt"], max_length, prefix=prefix)
         rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": encode(tokenizer, record["completion"].strip(), max_length)})
     return rows
 
@@ -68,7 +72,7 @@ def sft_trainer(cfg: SFTRunConfig, records: Sequence[dict[str, Any]], device: De
     return Seq2SeqTrainer(
         model=model,
         args=training_arguments(cfg, device, scratch),
-        train_dataset=Dataset.from_list(sft_features(records, tokenizer, cfg.max_length)),
+        train_dataset=Dataset.from_list(sft_features(records, tokenizer, cfg.max_length, prefix=task_prefix(cfg.parent_dir))),
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=IGNORE_INDEX),
         processing_class=tokenizer,
     )
@@ -115,11 +119,13 @@ def dpo_sigmoid_loss(
     return loss, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
 
 
-def dpo_features(records: Sequence[dict[str, Any]], tokenizer: Any, max_length: int) -> list[dict[str, list[int]]]:
+def dpo_features(
+    records: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, *, prefix: str | None = None
+) -> list[dict[str, list[int]]]:
     """Encoder input, chosen and rejected label ids for ``{"prompt", "chosen", "rejected"}`` records."""
     return [
         {
-            "prompt_ids": source_ids(tokenizer, r["prompt"], max_length),
+            "prompt_ids": source_ids(tokenizer, r["prompt"], max_length, prefix=prefix),
             "chosen_ids": encode(tokenizer, r["chosen"].strip(), max_length),
             "rejected_ids": encode(tokenizer, r["rejected"].strip(), max_length),
         }
@@ -204,7 +210,7 @@ def dpo_trainer(cfg: DPORunConfig, records: Sequence[dict[str, Any]], device: De
         ref_model=reference,
         beta=cfg.beta,
         args=training_arguments(cfg, device, scratch),
-        train_dataset=dpo_features(records, tokenizer, cfg.max_length),
+        train_dataset=dpo_features(records, tokenizer, cfg.max_length, prefix=task_prefix(cfg.parent_dir)),
         data_collator=PreferenceCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
     )
