@@ -28,7 +28,7 @@ def test_training_and_generation_tokenise_the_prompt_identically(real_tokenizer)
     tok = real_tokenizer
     toxic = "shut up you fool"
     # Generation: the real Generator._encode (left padding, pad = eos as Generator sets them).
-    generating = SimpleNamespace(tokenizer=tok, device=SimpleNamespace(device="cpu"), family="causal")
+    generating = SimpleNamespace(tokenizer=tok, device=SimpleNamespace(device="cpu"), family="causal", prefix=None)
     tok.padding_side = "left"
     generation_ids = Generator._encode(generating, [toxic])["input_ids"][0].tolist()
 
