@@ -1,23 +1,37 @@
-"""One collect → review → train → evaluate round through the platform's own services; prints JSON.
+"""Collect → review → train → evaluate rounds through the platform's own services; prints JSON.
 
-    DATABASE_URL=... MODEL_STORE=... python bench/dpo_round.py VERSION [--prompts 50] [--epochs 1]
+    DATABASE_URL=... MODEL_STORE=... python bench/dpo_round.py VERSION [--rounds 3] [--prompts 100]
+        [--annotator lexicon|reference|noisy] [--variant rpo_alpha=1.0 --variant rpo_alpha=0] ...
 
 Run it against a database that holds ParaDetox (e.g. the one ``bench/quick_loop.sh`` leaves in
-/tmp/detox-loop). It activates VERSION, fills the pool with real sampled candidates, and lets a
-simulated careful annotator choose, per item, among the polite candidates (the toxicity classifier
-says non-toxic) the one closest (chrF) to the prompt's human references, or write the reference
-itself when none is polite and close. A simulated reviewer approves this round's pairs, a DPO run
-trains on exactly them with VERSION as parent and reference, and the new version is evaluated on
-the held-out split (prompts the round never sees). Users and pairs it creates are named
-``sim-annotator`` / ``sim-reviewer`` so they are easy to tell apart from real work.
+/tmp/detox-loop). Each round activates the parent, fills the pool with real sampled candidates and
+lets a simulated annotator choose; a simulated reviewer approves the round's pairs; one DPO run per
+``--variant`` trains on exactly those pairs with the parent as reference, and every child is
+evaluated on the whole held-out split (prompts no round ever sees) and compared with its parent by
+the platform's paired bootstrap (ΔJ, ΔSTA, ΔSIM, ΔFL with 95 % intervals). The first variant's
+child is the next round's parent, so the variants share their data and differ only in training.
+
+The annotators never use the evaluation's own scorers (profanity-check for STA, MiniLM for SIM):
+- ``reference``: the candidate closest (chrF) to the prompt's human references; writes the
+  reference itself when no candidate comes within chrF 35.
+- ``lexicon`` (default): knows offensive words as a careful person does -- a lexicon learned from
+  the training split (words the human rewrites delete from the toxic side) -- and picks, among
+  candidates without such words, the one closest (chrF) to the references; writes the reference
+  when none is clean and close.
+- ``noisy``: the lexicon annotator, but a fifth of its choices is a random candidate, as a hurried
+  human's would be.
+Users are named ``sim-<annotator>`` / ``sim-reviewer`` so they are easy to tell apart from real work.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
+import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,40 +46,69 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from sacrebleu.metrics import CHRF  # noqa: E402
 
-from annotations.models import PreferencePair  # noqa: E402
-from training.generation import refill_pool  # noqa: E402
+from annotations.models import PreferencePair, Prompt  # noqa: E402
 from annotations.review import approve_pairs  # noqa: E402
-from core.roles import make_reviewer  # noqa: E402
 from annotations.services import next_assignment, submit_judgement  # noqa: E402
+from core.roles import make_reviewer  # noqa: E402
 from evaluation.models import Evaluation  # noqa: E402
-from evaluation.services import latest_metrics, queue_evaluation, run_evaluation  # noqa: E402
+from evaluation.services import compare_versions, latest_metrics, queue_evaluation, run_evaluation  # noqa: E402
 from training.executor import execute_run  # noqa: E402
-from training.ml.evaluate import load_toxicity_classifier  # noqa: E402
+from training.generation import refill_pool  # noqa: E402
 from training.models import ModelVersion, TrainingRun  # noqa: E402
 from training.services import activate_version, start_training_run  # noqa: E402
 
 CHRF_METRIC = CHRF()
-OWN_REWRITE_BELOW = 35.0  # chrF under which the careful annotator writes the reference instead
+OWN_REWRITE_BELOW = 35.0  # chrF under which the annotator writes the reference instead
+WORD = re.compile(r"[a-z']+")
 
 
-def simulate_annotation(user: User) -> dict[str, int]:
+def offensive_lexicon(*, min_count: int = 4, min_deleted: float = 0.8) -> set[str]:
+    """Words the human rewrites of the training split delete from the toxic side at least
+    ``min_deleted`` of the time (seen ``min_count`` times or more): what a careful annotator avoids."""
+    seen: Counter[str] = Counter()
+    deleted: Counter[str] = Counter()
+    for text, references in Prompt.objects.for_annotation().exclude(references=[]).values_list("text", "references"):
+        kept = set(WORD.findall(" ".join(references).lower()))
+        for word in set(WORD.findall(text.lower())):
+            seen[word] += 1
+            deleted[word] += word not in kept
+    return {w for w, n in seen.items() if n >= min_count and deleted[w] / n >= min_deleted}
+
+
+class Annotator:
+    """Chooses like one of the annotators described in the module docstring."""
+
+    def __init__(self, kind: str, *, seed: int = 0) -> None:
+        self.kind = kind
+        self.lexicon = offensive_lexicon() if kind in ("lexicon", "noisy") else set()
+        self.random = random.Random(seed)
+
+    def clean(self, text: str) -> bool:
+        return not (set(WORD.findall(text.lower())) & self.lexicon)
+
+    def choose(self, candidates: list, references: list[str]) -> tuple[int | None, str]:
+        """(candidate id, "") for a choice or (None, own rewrite)."""
+        if self.kind == "noisy" and self.random.random() < 0.2:
+            return self.random.choice(candidates).pk, ""
+        scored = [(self.clean(c.text), CHRF_METRIC.sentence_score(c.text, references).score, c.pk) for c in candidates]
+        clean, score, best = max(scored)
+        if references and not (clean and score >= OWN_REWRITE_BELOW):
+            return None, references[0]
+        return best, ""
+
+
+def simulate_annotation(user: User, annotator: Annotator) -> dict[str, int]:
     """Judge every item the pool offers ``user``; returns how many choices and own rewrites."""
-    toxicity = load_toxicity_classifier("profanity-check")
     counts = {"choices": 0, "own_rewrites": 0}
     while (assignment := next_assignment(user=user)) is not None:
         references = list(assignment.item.prompt.references)
         candidates = list(assignment.item.candidates.filter(pk__in=assignment.candidate_order))
-        polite = [p < 0.5 for p in toxicity([c.text for c in candidates])]
-        scored = [
-            (is_polite, CHRF_METRIC.sentence_score(c.text, references).score, c.pk)
-            for is_polite, c in zip(polite, candidates)
-        ]
-        best_polite, best_score, best_id = max(scored)
-        if references and not (best_polite and best_score >= OWN_REWRITE_BELOW):
-            submit_judgement(user=user, assignment_id=assignment.pk, own_rewrite=references[0], time_spent_ms=9000)
+        candidate_id, own = annotator.choose(candidates, references)
+        if candidate_id is None:
+            submit_judgement(user=user, assignment_id=assignment.pk, own_rewrite=own, time_spent_ms=9000)
             counts["own_rewrites"] += 1
         else:
-            submit_judgement(user=user, assignment_id=assignment.pk, candidate_id=best_id, time_spent_ms=5000)
+            submit_judgement(user=user, assignment_id=assignment.pk, candidate_id=candidate_id, time_spent_ms=5000)
             counts["choices"] += 1
     return counts
 
@@ -78,46 +121,92 @@ def evaluate(version: ModelVersion) -> dict:
     return latest_metrics(version)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("version", help="Parent version name (it is activated to collect candidates).")
-    parser.add_argument("--prompts", type=int, default=50, help="Items to collect choices on.")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    args = parser.parse_args()
+def parse_variant(text: str) -> dict[str, float | str]:
+    """``rpo_alpha=1.0,beta=0.1`` → hyperparameters for ``start_training_run``."""
+    variant: dict[str, float | str] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        try:
+            variant[key.strip()] = float(value)
+        except ValueError:
+            variant[key.strip()] = value.strip()
+    return variant
 
-    parent = ModelVersion.objects.filter(name=args.version).first()
-    if parent is None:
-        sys.exit(f"error: no version named {args.version!r}")
-    annotator, _ = User.objects.get_or_create(username="sim-annotator")
-    reviewer, _ = User.objects.get_or_create(username="sim-reviewer")
-    make_reviewer(reviewer)
-    before = evaluate(parent)
-    activate_version(version=parent, reason="dpo_round benchmark", override=True)
 
-    round_started = timezone.now()
-    started = time.monotonic()
-    refill_pool(parent.pk, target=args.prompts)
-    collected = time.monotonic() - started
-    counts = simulate_annotation(annotator)
-    pairs = PreferencePair.objects.filter(judgement__user=annotator, status=PreferencePair.Status.PENDING)
-    approved = approve_pairs(reviewer=reviewer, pairs=pairs)
+def brief(comparison: dict) -> dict:
+    if "missing" in comparison:
+        return comparison
+    return {
+        "n": comparison["n"],
+        **{m: [round(d["delta"], 4), round(d["low"], 4), round(d["high"], 4)] for m, d in comparison["deltas"].items()},
+    }
 
+
+def train_child(parent: ModelVersion, annotator: User, since, hyperparameters: dict) -> dict:
     run = start_training_run(
-        kind="dpo", parent=parent, filters={"annotator": annotator.username, "approved_since": round_started},
-        hyperparameters={"epochs": args.epochs}, enqueue=False,
+        kind="dpo", parent=parent, filters={"annotator": annotator.username, "approved_since": since},
+        hyperparameters=hyperparameters, enqueue=False,
     )
     started = time.monotonic()
     run = execute_run(run.pk)
     trained = time.monotonic() - started
     if run.status != TrainingRun.Status.SUCCEEDED:
         sys.exit(f"error: run {run.pk} {run.status}: {run.error}")
-    after = evaluate(run.result_version)
-    print(json.dumps({
-        "parent": parent.name, "child": run.result_version.name, "items": sum(counts.values()), **counts,
-        "approved_pairs": approved, "dpo_pairs": run.data_snapshot["count"], "hyperparameters": run.hyperparameters,
-        "collect_seconds": round(collected, 1), "train_seconds": round(trained, 1),
-        "metrics_before": before, "metrics_after": after,
-    }, indent=1, default=str))
+    child = run.result_version
+    started = time.monotonic()
+    metrics = evaluate(child)
+    return {
+        "child": child, "name": child.name, "hyperparameters": run.hyperparameters,
+        "dpo_pairs": run.data_snapshot.get("count"), "train_seconds": round(trained, 1),
+        "evaluate_seconds": round(time.monotonic() - started, 1), "run_metrics": run.metrics,
+        "metrics": metrics, "vs_parent": brief(compare_versions(child, parent)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("version", help="First parent version name (it is activated to collect candidates).")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--prompts", type=int, default=100, help="Items to collect choices on per round.")
+    parser.add_argument("--annotator", choices=("lexicon", "reference", "noisy"), default="lexicon")
+    parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters, e.g. rpo_alpha=1.0 (repeatable).")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.rounds < 1 or args.prompts < 1:
+        sys.exit("error: --rounds and --prompts must be at least 1")
+
+    parent = ModelVersion.objects.filter(name=args.version).first()
+    if parent is None:
+        sys.exit(f"error: no version named {args.version!r}")
+    variants = [parse_variant(v) for v in args.variant] or [{}]
+    annotator_user, _ = User.objects.get_or_create(username=f"sim-{args.annotator}")
+    reviewer, _ = User.objects.get_or_create(username="sim-reviewer")
+    make_reviewer(reviewer)
+    annotator = Annotator(args.annotator, seed=args.seed)
+    first = parent
+    report = {"start": parent.name, "start_metrics": evaluate(parent), "annotator": args.annotator,
+              "lexicon_words": len(annotator.lexicon), "rounds": []}
+    for number in range(1, args.rounds + 1):
+        activate_version(version=parent, reason="dpo_round benchmark", override=True)
+        since = timezone.now()
+        started = time.monotonic()
+        refill_pool(parent.pk, target=args.prompts)
+        collected = time.monotonic() - started
+        counts = simulate_annotation(annotator_user, annotator)
+        pairs = PreferencePair.objects.filter(judgement__user=annotator_user, status=PreferencePair.Status.PENDING)
+        approved = approve_pairs(reviewer=reviewer, pairs=pairs)
+        children = [train_child(parent, annotator_user, since, dict(v)) for v in variants]
+        round_report = {
+            "round": number, "parent": parent.name, "items": sum(counts.values()), **counts,
+            "approved_pairs": approved, "collect_seconds": round(collected, 1),
+            "children": [{k: v for k, v in c.items() if k != "child"} for c in children],
+        }
+        report["rounds"].append(round_report)
+        print(json.dumps(round_report, default=str), file=sys.stderr, flush=True)
+        parent = children[0]["child"]
+    report["end"] = parent.name
+    report["total_vs_start"] = brief(compare_versions(parent, first))
+    print(json.dumps(report, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.actions import ActionRefused
+from core.display import as_items
 from training import services as training_services
 from training.forms import CompareVersionsForm
 from training.models import ModelVersion, VersionActivation
-from training.views import as_items
 
 from .services import SHOWN_METRICS, compare_versions, latest_metrics, queue_evaluation, side_by_side
 
