@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -79,3 +80,36 @@ def release(key: str) -> None:
         get_connection().delete(f"detox:{key}")
     except (RedisConnectionError, RedisTimeoutError, OSError):
         pass
+
+
+def signal(key: str, count: int, *, ttl_seconds: int = 60, cap: int = 256) -> None:
+    """Wake up to ``count`` requests blocked in ``wait_for_signal(key)`` (one Redis list token each).
+
+    Tokens nobody takes expire after ``ttl_seconds`` and never exceed ``cap``, so a signal sent
+    while no one waits costs a waiter at most one extra look at the pool later. Redis down: ignored
+    (waiters fall back to their timeout).
+    """
+    if count <= 0:
+        return
+    name = f"detox:{key}"
+    try:
+        with get_connection().pipeline() as pipe:
+            pipe.rpush(name, *["1"] * min(count, cap)).ltrim(name, -cap, -1).expire(name, ttl_seconds).execute()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+
+
+def wait_for_signal(key: str, timeout: float) -> bool:
+    """Block up to ``timeout`` seconds for one token of ``signal(key)``; True if one arrived.
+
+    Holds one Redis connection while it waits. With Redis down it sleeps the timeout instead, so a
+    caller's retry loop never spins.
+    """
+    if timeout <= 0:
+        return False
+    try:
+        return get_connection().blpop([f"detox:{key}"], timeout=timeout) is not None
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+        time.sleep(timeout)
+        return False

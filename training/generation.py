@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from annotations.models import AnnotationItem, Candidate, Prompt, normalise_text
-from annotations.pool import pick_prompts, ready_count
+from annotations.pool import announce_items_ready, pick_prompts, ready_count
 from core import queues
 
 from .models import ModelVersion
@@ -179,4 +179,5 @@ def refill_pool(
         finally:
             for prompt in prompts:
                 queues.release(f"sampling:{version.pk}:{prompt.pk}")
+        announce_items_ready(version.pk, len(items))  # wakes annotators waiting in /api/annotate/next/?wait=
         created += len(items)
