@@ -23,7 +23,8 @@ def with_open_slots(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]
     The one capacity rule for every kind of item: best-of-N annotation and arena matches alike.
     """
     cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
-    return items.alias(
+    # is_complete first: the counts below then cover the few open items, not every item ever served.
+    return items.filter(is_complete=False).alias(
         done=Count("judgements", filter=~Q(judgements__kind="skip"), distinct=True),
         reserved=Count(
             "assignments",

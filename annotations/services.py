@@ -178,6 +178,8 @@ def submit_judgement(
             if rewrite and assignment.item.kind == AnnotationItem.Kind.ARENA:
                 raise ActionRefused("An arena match takes a choice of A or B, a tie or a skip, not your own rewrite.")
             judgement = _create_judgement(assignment, candidate_id, rewrite, skip_reason, tie, time_spent_ms)
+            if not skip_reason:
+                _complete_if_done(item)
     except IntegrityError:  # the concurrent twin of this submit won the race
         existing = Judgement.objects.filter(assignment_id=assignment_id, user=user).first()
         if existing is None:
@@ -185,6 +187,18 @@ def submit_judgement(
         return existing, False
     hooks.announce(hooks.POOL_LOW, version=None)
     return judgement, True
+
+
+def _complete_if_done(item: AnnotationItem) -> None:
+    """Mark ``item`` complete once its non-skip judgements reach ``judgements_needed`` (gold items never).
+
+    Only an optimisation for ``pool.with_open_slots``, which still counts: a flag left unset costs
+    speed, never correctness. Call inside the submit's transaction.
+    """
+    if item.is_gold:
+        return
+    if Judgement.objects.filter(item=item).exclude(kind=Judgement.Kind.SKIP).count() >= item.judgements_needed:
+        AnnotationItem.objects.filter(pk=item.pk).update(is_complete=True)
 
 
 def _check_slot_still_yours(assignment: Assignment) -> None:
