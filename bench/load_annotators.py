@@ -158,6 +158,22 @@ def start_server(args: argparse.Namespace, env: dict[str, str], options: dict[st
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def server_cpu_seconds(server: subprocess.Popen | None) -> float | None:
+    """CPU seconds (user + system) used so far by gunicorn's worker processes (children of the master)."""
+    if server is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.pid:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def wait_until_up(base: str, token: str, limit: float = 60) -> None:
     import requests
 
@@ -281,6 +297,7 @@ def main() -> None:
         wait_until_up(base, users[0][1])
         print(f"{len(users)} annotators against {base} for {args.seconds:.0f} s ...", file=sys.stderr)
         tally = Tally()
+        cpu_before = server_cpu_seconds(server)
         started = time.monotonic()
         end = started + args.seconds
         crowd = [
@@ -297,6 +314,7 @@ def main() -> None:
                 tally.errors.append("annotators still running 60 s after the end")
                 break
         elapsed = time.monotonic() - started
+        cpu_after = server_cpu_seconds(server)
     finally:
         stop.set()
         if server is not None:
@@ -327,6 +345,8 @@ def main() -> None:
         "requests_per_s": round(requests_total / elapsed, 2),
         "next_item_ms": percentiles(tally.next_ms),
         "submit_ms": percentiles(tally.submit_ms),
+        "server_cpu_ms_per_request": round(1000 * (cpu_after - cpu_before) / max(1, requests_total), 1)
+        if cpu_before is not None and cpu_after is not None else None,
         "errors": len(tally.errors),
         "error_kinds": sorted({e for e in tally.errors})[:10],
         "pool_empty_answers": tally.pool_empty,
