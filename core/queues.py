@@ -23,8 +23,24 @@ class RedisUnavailable(RuntimeError):
         )
 
 
+_clients: dict[str, Any] = {}
+
+
 def get_connection():
-    return django_rq.get_connection("generation")
+    """The Redis client for the ``generation`` queue's settings, one per process and settings.
+
+    django_rq builds a new client, with a new connection pool, on every call: every lock, signal
+    and long-poll then opened a TCP connection of its own. This one is reused (thread-safe; its pool
+    reconnects after a fork).
+    """
+    from django_rq.connection_utils import filter_connection_params
+    from django_rq.settings import QUEUES
+
+    key = repr(sorted(filter_connection_params(QUEUES["generation"]).items()))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients.setdefault(key, django_rq.get_connection("generation"))
+    return client
 
 
 def check_redis() -> None:
