@@ -32,3 +32,10 @@ def test_the_job_budget_applies_unless_an_operator_set_threads(monkeypatch):
         assert device.generation_threads() == 3
     finally:
         device.set_generation_budget(None)
+
+
+def test_batch_jobs_take_half_the_cores(monkeypatch):
+    monkeypatch.setattr(device, "available_cores", lambda: 2)
+    assert device.batch_threads() == 1
+    monkeypatch.setattr(device, "available_cores", lambda: 8)
+    assert device.batch_threads() == 4

@@ -71,11 +71,18 @@ def split_cpu_threads(cores: int, *, training_running: bool) -> CpuSplit:
     return CpuSplit(training=max(1, cores - 1), generation=1)
 
 
+def batch_threads() -> int:
+    """Threads of a batch job (an evaluation, an arena generation): half the cores, at least 1, so
+    one beside a refill and a training run adds little oversubscription; they are not waited on."""
+    return max(1, available_cores() // 2)
+
+
 _generation_budget: int | None = None
 
 
 def set_generation_budget(threads: int | None) -> None:
-    """The generation worker's share for the job it is starting (``split_cpu_threads``); None clears it."""
+    """This worker's share for the job it is starting (``split_cpu_threads`` for a refill,
+    ``batch_threads`` for batch jobs); None clears it."""
     global _generation_budget
     _generation_budget = threads
 
