@@ -98,6 +98,10 @@ class AnnotationItem(models.Model):
         null=True, blank=True, help_text="How different the candidates are (0 same .. 1 disjoint): model uncertainty."
     )
     judgements_needed = models.PositiveSmallIntegerField(default=1)
+    is_complete = models.BooleanField(
+        default=False,
+        help_text="Set once it has all its judgements, so serving never scans finished items (never set on gold items).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     @property
@@ -106,6 +110,9 @@ class AnnotationItem(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(fields=["model_version", "kind"], condition=models.Q(is_complete=False), name="open_items"),
+        ]
 
     def __str__(self) -> str:
         return f"item {self.pk}: {self.prompt}"

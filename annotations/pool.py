@@ -12,8 +12,9 @@ from django.db.models import Case, Count, F, IntegerField, Max, OuterRef, Q, Que
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import AnnotationItem, Assignment, Judgement, ModelVersionRef, Prompt
+from core import queues
 
+from .models import AnnotationItem, Assignment, Judgement, ModelVersionRef, Prompt
 
 
 def with_open_slots(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]:
@@ -22,7 +23,8 @@ def with_open_slots(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]
     The one capacity rule for every kind of item: best-of-N annotation and arena matches alike.
     """
     cutoff = timezone.now() - timedelta(minutes=settings.ASSIGNMENT_TTL_MINUTES)
-    return items.alias(
+    # is_complete first: the counts below then cover the few open items, not every item ever served.
+    return items.filter(is_complete=False).alias(
         done=Count("judgements", filter=~Q(judgements__kind="skip"), distinct=True),
         reserved=Count(
             "assignments",
@@ -82,6 +84,21 @@ def distinct_answers() -> Coalesce:
 
 def ready_count(version: ModelVersionRef) -> int:
     return items_with_capacity(version).count()
+
+
+def prompts_waiting(version: ModelVersionRef) -> bool:
+    """Whether some prompt still lacks an open item of ``version`` (so a refill can bring more)."""
+    busy = items_with_capacity(version).values("prompt_id")
+    return Prompt.objects.for_annotation().exclude(id__in=busy).exists()
+
+
+def items_ready_key(version_id: int) -> str:
+    return f"pool-ready:{version_id}"
+
+
+def announce_items_ready(version_id: int, count: int) -> None:
+    """Wake up to ``count`` requests long-polling for an item of this version (``services.wait_for_assignment``)."""
+    queues.signal(items_ready_key(version_id), count)
 
 
 def pick_prompts(version: ModelVersionRef, count: int) -> list[Prompt]:

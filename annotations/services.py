@@ -6,6 +6,8 @@ it is raised.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -14,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core import hooks
+from core import hooks, queues
 from core.actions import ActionRefused
 
 from . import pool
@@ -59,6 +61,45 @@ def next_assignment(*, user) -> Assignment | None:
         return assign_first_open(user=user, open_items=pool.items_for_user(user, version), order=pool.serving_order)
     finally:
         hooks.announce(hooks.POOL_LOW, version=version)
+
+
+_waiting_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _waiting_slot() -> threading.BoundedSemaphore:
+    """This process's waiting slots (``NEXT_ITEM_MAX_WAITERS``): each waiter holds a web thread."""
+    size = settings.NEXT_ITEM_MAX_WAITERS
+    return _waiting_slots.setdefault(size, threading.BoundedSemaphore(size))
+
+
+def wait_for_assignment(*, user, wait_seconds: float) -> Assignment | None:
+    """``next_assignment``, but when nothing is ready wait up to ``wait_seconds`` for a refill.
+
+    The refill job signals through Redis after it stores items (``pool.announce_items_ready``), so
+    the wait ends as soon as one is ready instead of after a client's next poll. Returns None at
+    once when the pool can bring nothing new for this version (every prompt has an open item) or
+    when this process already has ``NEXT_ITEM_MAX_WAITERS`` requests waiting (threads stay free
+    for submits); the client then retries with backoff.
+    """
+    assignment = next_assignment(user=user)
+    if assignment is not None or wait_seconds <= 0:
+        return assignment
+    version = active_model_version()
+    if version is None or not pool.prompts_waiting(version):
+        return None
+    slot = _waiting_slot()
+    if not slot.acquire(blocking=False):
+        return None
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            queues.wait_for_signal(pool.items_ready_key(version.pk), min(left, settings.NEXT_ITEM_RECHECK_SECONDS))
+            assignment = next_assignment(user=user)
+            if assignment is not None:
+                return assignment
+    finally:
+        slot.release()
+    return None
 
 
 def assign_first_open(
@@ -137,6 +178,8 @@ def submit_judgement(
             if rewrite and assignment.item.kind == AnnotationItem.Kind.ARENA:
                 raise ActionRefused("An arena match takes a choice of A or B, a tie or a skip, not your own rewrite.")
             judgement = _create_judgement(assignment, candidate_id, rewrite, skip_reason, tie, time_spent_ms)
+            if not skip_reason:
+                _complete_if_done(item)
     except IntegrityError:  # the concurrent twin of this submit won the race
         existing = Judgement.objects.filter(assignment_id=assignment_id, user=user).first()
         if existing is None:
@@ -144,6 +187,18 @@ def submit_judgement(
         return existing, False
     hooks.announce(hooks.POOL_LOW, version=None)
     return judgement, True
+
+
+def _complete_if_done(item: AnnotationItem) -> None:
+    """Mark ``item`` complete once its non-skip judgements reach ``judgements_needed`` (gold items never).
+
+    Only an optimisation for ``pool.with_open_slots``, which still counts: a flag left unset costs
+    speed, never correctness. Call inside the submit's transaction.
+    """
+    if item.is_gold:
+        return
+    if Judgement.objects.filter(item=item).exclude(kind=Judgement.Kind.SKIP).count() >= item.judgements_needed:
+        AnnotationItem.objects.filter(pk=item.pk).update(is_complete=True)
 
 
 def _check_slot_still_yours(assignment: Assignment) -> None:

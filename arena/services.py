@@ -57,6 +57,8 @@ def open_comparison(
         raise ActionRefused(f"A comparison needs at least two different model versions; {len(chosen)} given.")
     if not 1 <= matches_wanted <= MAX_MATCHES:
         raise ActionRefused(f"Matches wanted must be between 1 and {MAX_MATCHES}; {matches_wanted} given.")
+    for version in chosen:
+        version.refuse_if_pruned("compared in the arena")
     missing = [version.name for version in chosen if not version.path.is_dir()]
     if missing:
         raise ActionRefused(f"No checkpoint directory on disk for: {', '.join(missing)}.", 409)

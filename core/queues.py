@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +23,24 @@ class RedisUnavailable(RuntimeError):
         )
 
 
+_clients: dict[str, Any] = {}
+
+
 def get_connection():
-    return django_rq.get_connection("generation")
+    """The Redis client for the ``generation`` queue's settings, one per process and settings.
+
+    django_rq builds a new client, with a new connection pool, on every call: every lock, signal
+    and long-poll then opened a TCP connection of its own. This one is reused (thread-safe; its pool
+    reconnects after a fork).
+    """
+    from django_rq.connection_utils import filter_connection_params
+    from django_rq.settings import QUEUES
+
+    key = repr(sorted(filter_connection_params(QUEUES["generation"]).items()))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients.setdefault(key, django_rq.get_connection("generation"))
+    return client
 
 
 def check_redis() -> None:
@@ -79,3 +96,36 @@ def release(key: str) -> None:
         get_connection().delete(f"detox:{key}")
     except (RedisConnectionError, RedisTimeoutError, OSError):
         pass
+
+
+def signal(key: str, count: int, *, ttl_seconds: int = 60, cap: int = 256) -> None:
+    """Wake up to ``count`` requests blocked in ``wait_for_signal(key)`` (one Redis list token each).
+
+    Tokens nobody takes expire after ``ttl_seconds`` and never exceed ``cap``, so a signal sent
+    while no one waits costs a waiter at most one extra look at the pool later. Redis down: ignored
+    (waiters fall back to their timeout).
+    """
+    if count <= 0:
+        return
+    name = f"detox:{key}"
+    try:
+        with get_connection().pipeline() as pipe:
+            pipe.rpush(name, *["1"] * min(count, cap)).ltrim(name, -cap, -1).expire(name, ttl_seconds).execute()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+
+
+def wait_for_signal(key: str, timeout: float) -> bool:
+    """Block up to ``timeout`` seconds for one token of ``signal(key)``; True if one arrived.
+
+    Holds one Redis connection while it waits. With Redis down it sleeps the timeout instead, so a
+    caller's retry loop never spins.
+    """
+    if timeout <= 0:
+        return False
+    try:
+        return get_connection().blpop([f"detox:{key}"], timeout=timeout) is not None
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+        time.sleep(timeout)
+        return False

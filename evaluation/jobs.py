@@ -1,11 +1,12 @@
 """RQ entry point for evaluation (queue ``evaluation``): takes an id, the row records the outcome."""
 from __future__ import annotations
 
-from training.ml.device import limit_cpu_threads
+from training.ml.device import batch_threads, generation_threads, limit_cpu_threads, set_generation_budget
 
 from .services import run_evaluation
 
 
 def evaluate_version(evaluation_id: int) -> str:
-    limit_cpu_threads()
+    set_generation_budget(batch_threads())  # half the cores: refills and training come first
+    limit_cpu_threads(generation_threads())
     return run_evaluation(evaluation_id).status

@@ -28,6 +28,7 @@ def queue_evaluation(
     """
     if sample_size is not None and sample_size < 1:
         raise ActionRefused(f"sample_size must be at least 1, got {sample_size}.")
+    version.refuse_if_pruned("evaluated")
     population = heldout_prompts().count()
     if not population:
         raise ActionRefused("No held-out prompts with references: import ParaDetox first (manage.py import_prompts).")

@@ -10,12 +10,12 @@ from .models import ModelVersion, VersionActivation
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "parent", "is_active", "device", "created_at")
-    list_filter = ("kind", "is_active")
+    list_display = ("name", "kind", "parent", "is_active", "pruned_at", "device", "created_at")
+    list_filter = ("kind", "is_active", ("pruned_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "notes")
     readonly_fields = (
         "name", "kind", "directory", "parent", "is_active", "source", "hyperparameters", "metrics",
-        "data_snapshot", "library_versions", "device", "created_at",
+        "data_snapshot", "library_versions", "device", "created_at", "pruned_at", "pruned_bytes",
     )
     actions = ["activate_selected"]
 

@@ -11,4 +11,4 @@ class TrainingConfig(AppConfig):
 
         from . import generation
 
-        hooks.register(hooks.POOL_LOW, generation.request_refill)
+        hooks.register(hooks.POOL_LOW, generation.pool_may_be_low)

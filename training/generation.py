@@ -15,10 +15,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from annotations.models import AnnotationItem, Candidate, Prompt, normalise_text
-from annotations.pool import pick_prompts, ready_count
+from annotations.pool import announce_items_ready, pick_prompts, ready_count
 from core import queues
 
-from .models import ModelVersion
+from .models import ModelVersion, TrainingRun
 
 if TYPE_CHECKING:
     from training.ml.generate import DecodingConfig, Generator, SampledRewrite
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 REFILL_LOCK_SECONDS = 300
 PROMPT_CLAIM_SECONDS = 120  # longer than one batched sampling call
+POOL_CHECK_SECONDS = 1  # refills take seconds; checking the pool more often than this buys nothing
 
 
 def annotation_decoding() -> DecodingConfig:
@@ -56,6 +57,27 @@ def request_refill(version: ModelVersion | None = None) -> bool:
             queues.enqueue_on_commit("generation", "training.jobs.refill_pool", version.pk, slot)
             queued = True
     return queued
+
+
+def generation_thread_budget() -> int:
+    """Threads for a refill starting now: every core, or 1 while a training run is RUNNING
+    (``training.ml.device.split_cpu_threads``), so the two jobs never oversubscribe the CPU."""
+    from training.ml.device import available_cores, split_cpu_threads
+
+    running = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).exists()
+    return split_cpu_threads(available_cores(), training_running=running).generation
+
+
+def pool_may_be_low(version: ModelVersion | None = None) -> bool:
+    """``hooks.POOL_LOW`` handler (every next-item request and submit announces it): ``request_refill``
+    at most once per ``POOL_CHECK_SECONDS`` per version across all web processes, so a busy team
+    does not pay a pool count on every request (bench/RESULTS.md, "Team load")."""
+    if not settings.DETOX_AUTO_REFILL:
+        return False
+    version = version or ModelVersion.objects.active()
+    if version is None or not queues.acquire_once(f"pool-check:{version.pk}", POOL_CHECK_SECONDS):
+        return False
+    return request_refill(version)
 
 
 def candidate_diversity(texts: list[str]) -> float:
@@ -179,4 +201,5 @@ def refill_pool(
         finally:
             for prompt in prompts:
                 queues.release(f"sampling:{version.pk}:{prompt.pk}")
+        announce_items_ready(version.pk, len(items))  # wakes annotators waiting in /api/annotate/next/?wait=
         created += len(items)

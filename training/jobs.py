@@ -2,21 +2,28 @@
 from __future__ import annotations
 
 from core import queues
-from training.ml.device import limit_cpu_threads
+from training.ml.device import available_cores, generation_threads, limit_cpu_threads, set_generation_budget, split_cpu_threads
 
 from . import generation
 from .executor import execute_run
 
 
 def run_training(run_id: int) -> str:
-    """Train run ``run_id``; the row records the outcome, the return value is for the RQ dashboard."""
-    limit_cpu_threads()
+    """Train run ``run_id``; the row records the outcome, the return value is for the RQ dashboard.
+
+    Takes ``cores - 1`` threads (``split_cpu_threads``): generation keeps one core for annotators.
+    """
+    limit_cpu_threads(split_cpu_threads(available_cores(), training_running=True).training)
     return execute_run(run_id).status
 
 
 def refill_pool(version_id: int, slot: int = 0) -> int:
-    """Fill the ready pool of ``version_id`` (queue ``generation``); returns items created."""
-    limit_cpu_threads()
+    """Fill the ready pool of ``version_id`` (queue ``generation``); returns items created.
+
+    The thread share is decided now, from whether a training run is RUNNING (every core if not, else 1).
+    """
+    set_generation_budget(generation.generation_thread_budget())
+    limit_cpu_threads(generation_threads())
     try:
         return generation.refill_pool(version_id)
     finally:

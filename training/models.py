@@ -6,6 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from core.actions import ActionRefused
 from core.jobs import JobRow, Lifecycle
 
 
@@ -35,6 +36,10 @@ class ModelVersion(models.Model):
     device = models.CharField(max_length=50, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="Weights removed by prune_versions; lineage, metrics and data snapshot kept."
+    )
+    pruned_bytes = models.BigIntegerField(default=0, help_text="Bytes of weights freed when the version was pruned.")
 
     objects = ModelVersionQuerySet.as_manager()
 
@@ -50,6 +55,19 @@ class ModelVersion(models.Model):
     @property
     def path(self) -> Path:
         return Path(settings.MODEL_STORE) / self.directory
+
+    @property
+    def is_pruned(self) -> bool:
+        return self.pruned_at is not None
+
+    def refuse_if_pruned(self, use: str) -> None:
+        """Raise ``ActionRefused`` (409) when this version's weights were pruned, naming ``use`` (e.g. "activated")."""
+        if self.pruned_at is not None:
+            raise ActionRefused(
+                f"Version {self.name} cannot be {use}: its weights were pruned on {self.pruned_at:%Y-%m-%d %H:%M} "
+                "(lineage, metrics and data snapshot are kept). Train it again from its parent to get weights back.",
+                409,
+            )
 
     def lineage(self) -> list["ModelVersion"]:
         """This version and its ancestors, newest first."""

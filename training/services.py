@@ -71,6 +71,8 @@ def activate_version(*, version: ModelVersion, user=None, reason: str = "", over
     the new version's pool is refilled after commit.
     """
     with transaction.atomic():
+        # Locked so a concurrent prune_versions either sees the activation or is seen here.
+        ModelVersion.objects.select_for_update().get(pk=version.pk).refuse_if_pruned("activated")
         current = ModelVersion.objects.select_for_update().filter(is_active=True).first()
         checks = [c for c in hooks.announce(hooks.PROMOTION_CHECK, candidate=version, active=current) if c is not None]
         problem = next((c.problem for c in checks if c.problem), None)
@@ -107,6 +109,7 @@ def start_training_run(
     """
     if kind not in TrainingRun.Kind.values:
         raise ActionRefused(f"Unknown training kind {kind!r}; use sft or dpo.")
+    ModelVersion.objects.get(pk=parent.pk).refuse_if_pruned("used as a parent")
     hyperparameters = {k: v for k, v in (hyperparameters or {}).items() if v is not None}
     directory = f"{kind}-{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     store = Path(settings.MODEL_STORE)

@@ -33,6 +33,17 @@ class AssignmentSerializer(serializers.ModelSerializer):
         ]
 
 
+class NextItemQuerySerializer(serializers.Serializer):
+    wait = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=settings.NEXT_ITEM_MAX_WAIT_SECONDS,
+        help_text="Seconds to wait on the server for an item when none is ready (0: answer at once). "
+        "The answer comes as soon as a refill stores one; after the wait it is the usual empty answer.",
+    )
+
+
 class NextItemSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ready", "generating", "exhausted"])
     message = serializers.CharField()

@@ -17,15 +17,16 @@ from . import serializers as s
 from .filters import JudgementFilter, PairFilter, PromptFilter
 
 
-def next_item_payload(user) -> dict:
-    """What the annotate page and ``/api/annotate/next/`` show: an assignment or why there is none."""
-    assignment = run_action(services.next_assignment, user=user)
+def next_item_payload(user, wait_seconds: int = 0) -> dict:
+    """What the annotate page and ``/api/annotate/next/`` show: an assignment or why there is none
+    (after waiting up to ``wait_seconds`` for a refill when none is ready)."""
+    assignment = run_action(services.wait_for_assignment, user=user, wait_seconds=wait_seconds)
     version = active_model_version()
     ready = pool.ready_count(version) if version else 0
     saved = Judgement.objects.filter(user=user).saved_choices().count()
     if assignment is not None:
         state, message = "ready", "Choose the best rewrite."
-    elif version is not None and pool.pick_prompts(version, 1):
+    elif version is not None and pool.prompts_waiting(version):
         state, message = "generating", "The model is writing candidates; they appear here in a moment."
     else:
         state, message = "exhausted", "You have judged every available sentence. Thank you!"
@@ -51,9 +52,15 @@ def judge(request, submit_serializer: type[Serializer], response_serializer: typ
 
 
 class NextItemView(APIView):
-    @extend_schema(responses=s.NextItemSerializer, summary="Get the next item to annotate (or why none is ready)")
+    @extend_schema(
+        parameters=[s.NextItemQuerySerializer],
+        responses={200: s.NextItemSerializer, 400: OpenApiResponse(description="wait out of range: {wait: [message]}")},
+        summary="Get the next item to annotate (or why none is ready), optionally waiting for one",
+    )
     def get(self, request):
-        return Response(s.NextItemSerializer(next_item_payload(request.user)).data)
+        query = s.NextItemQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(s.NextItemSerializer(next_item_payload(request.user, query.validated_data["wait"])).data)
 
 
 class JudgementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

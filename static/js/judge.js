@@ -2,7 +2,8 @@
 // two-candidate case). It fetches the next assignment from the API, shows the candidates in the
 // order the server recorded, and submits a choice by candidate id — or a tie, an own rewrite, a skip.
 // The page configures it with data attributes on the [data-judge] element: next-url, submit-url,
-// count-field (which payload count to show), comparison (arena only). Optional controls (#tie,
+// count-field (which payload count to show), comparison (arena only), wait (seconds the server may
+// hold a next-item request until an item is ready; annotate only). Optional controls (#tie,
 // #none-box with #own-form) exist only on the pages that offer them.
 (function () {
   "use strict";
@@ -14,6 +15,8 @@
   let current = null;
   let busy = false;
   let pollTimer = null;
+  let empties = 0;  // empty answers in a row that came back without a server-side wait
+  let errors = 0;  // failed requests in a row
 
   function setStatus(text) { $("status").textContent = text; $("status").hidden = !text; }
 
@@ -38,7 +41,6 @@
     if (!current) {
       $("item").hidden = true;
       setStatus(payload.message + (payload.status === "generating" ? " ⏳" : ""));
-      if (payload.status === "generating") { pollTimer = setTimeout(loadNext, 2000); }
       return;
     }
     setStatus("");
@@ -51,11 +53,32 @@
     if ($("none-box")) { $("own-rewrite").value = ""; $("none-box").open = false; }
   }
 
+  // Delay before asking again after `misses` empty answers or errors in a row: 1, 2, 4, 8, 15 s.
+  function backoff(misses) { return Math.min(1000 * 2 ** Math.max(misses - 1, 0), 15000); }
+
+  // With data-wait the server holds the request until an item is ready (long poll, up to that many
+  // seconds): an empty answer after a full wait is asked again at once; one that came back early
+  // (the server had no waiting slot free, or the arena, which does not wait) backs off.
   async function loadNext() {
     clearTimeout(pollTimer);
-    const url = cfg.nextUrl + (cfg.comparison ? "?comparison=" + encodeURIComponent(cfg.comparison) : "");
-    try { render(await api(url)); }
-    catch (e) { setStatus("Could not load the next item: " + e.message); pollTimer = setTimeout(loadNext, 5000); }
+    const params = new URLSearchParams();
+    if (cfg.comparison) params.set("comparison", cfg.comparison);
+    if (cfg.wait) params.set("wait", cfg.wait);
+    const url = cfg.nextUrl + (params.toString() ? "?" + params : "");
+    const started = Date.now();
+    try {
+      const payload = await api(url);
+      render(payload);
+      errors = 0;
+      if (payload.status !== "generating") { empties = 0; return; }
+      const waitedFully = cfg.wait && Date.now() - started >= 800 * Number(cfg.wait);
+      empties = waitedFully ? 0 : empties + 1;
+      pollTimer = setTimeout(loadNext, waitedFully ? 0 : backoff(empties));
+    } catch (e) {
+      errors += 1;
+      setStatus("Could not load the next item: " + e.message + " (trying again)");
+      pollTimer = setTimeout(loadNext, backoff(errors + 2));
+    }
   }
 
   async function submit(fields) {

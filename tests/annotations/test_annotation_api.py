@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from annotations import pool
 from annotations.models import Assignment, Candidate, Judgement, PreferencePair
 
 pytestmark = pytest.mark.django_db
@@ -227,3 +228,18 @@ def test_no_active_version_says_so(api, annotator, prompts):
     response = api(annotator).get("/api/annotate/next/")
     assert response.status_code == 409
     assert response.json()["detail"] == "No model version is active yet: staff must register and activate one."
+
+
+def test_an_item_with_all_its_judgements_is_marked_complete_and_leaves_the_pool(filled_pool, make_user, api):
+    """is_complete lets serving skip finished items; a skip does not complete an item."""
+    from annotations.models import AnnotationItem
+
+    ready = pool.ready_count(filled_pool)
+    skipper, chooser = make_user("skipper"), make_user("chooser")
+    shown = api(skipper).get("/api/annotate/next/").json()["assignment"]
+    api(skipper).post("/api/judgements/", {"assignment": shown["id"], "skip_reason": "unclear"}, format="json")
+    assert not AnnotationItem.objects.get(assignments__id=shown["id"]).is_complete
+    shown = api(chooser).get("/api/annotate/next/").json()["assignment"]
+    api(chooser).post("/api/judgements/", {"assignment": shown["id"], "candidate": shown["candidates"][0]["id"]}, format="json")
+    assert AnnotationItem.objects.get(assignments__id=shown["id"]).is_complete
+    assert pool.ready_count(filled_pool) == ready - 1

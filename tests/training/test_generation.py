@@ -175,3 +175,19 @@ def test_two_generation_workers_fill_the_pool_without_sampling_a_prompt_twice(ti
     assert all("refill_pool" in log for log in logs), "each worker took one of the two refill jobs"
     per_prompt = AnnotationItem.objects.filter(model_version=tiny_version).values_list("prompt_id", flat=True)
     assert len(per_prompt) == len(set(per_prompt)) >= settings.POOL_TARGET
+
+
+def test_a_refill_takes_every_core_unless_a_training_run_is_running(tiny_version, monkeypatch):
+    from training.models import TrainingRun
+
+    monkeypatch.setattr("training.ml.device.available_cores", lambda: 2)
+    assert generation.generation_thread_budget() == 2
+    TrainingRun.objects.create(kind="sft", parent=tiny_version, output_directory="sft-busy", status="running")
+    assert generation.generation_thread_budget() == 1
+
+
+def test_pool_checks_from_requests_are_throttled_per_version(tiny_version, prompts, settings):
+    settings.DETOX_AUTO_REFILL = True
+    assert generation.pool_may_be_low(tiny_version) is True  # queues a refill
+    generation.queues.release(f"refill:{tiny_version.pk}:0")
+    assert generation.pool_may_be_low(tiny_version) is False  # within POOL_CHECK_SECONDS: not even counted

@@ -15,6 +15,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "kind", "parent", "is_active", "directory", "source", "hyperparameters", "metrics",
             "data_snapshot", "library_versions", "device", "notes", "created_at",
+            "pruned_at", "pruned_bytes",
         ]
 
 

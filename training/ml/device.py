@@ -41,11 +41,58 @@ def limit_cpu_threads(default: int = 2) -> None:
     torch.set_num_threads(int(os.environ.get("TORCH_NUM_THREADS", default)))
 
 
+@dataclass(frozen=True)
+class CpuSplit:
+    """Threads each kind of job may use on this machine."""
+
+    training: int
+    generation: int
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def split_cpu_threads(cores: int, *, training_running: bool) -> CpuSplit:
+    """How ``cores`` are shared, decided when a job starts.
+
+    Generation is bursty and latency-bound (annotators wait for it), training long and throughput-
+    bound. With no training run going, generation takes every core; while one runs, training takes
+    ``cores - 1`` and generation 1, so together they never ask for more threads than there are cores
+    (on a 1-core machine both get 1: the least oversubscription possible).
+    """
+    cores = max(1, cores)
+    if not training_running:
+        return CpuSplit(training=cores, generation=cores)
+    return CpuSplit(training=max(1, cores - 1), generation=1)
+
+
+def batch_threads() -> int:
+    """Threads of a batch job (an evaluation, an arena generation): half the cores, at least 1, so
+    one beside a refill and a training run adds little oversubscription; they are not waited on."""
+    return max(1, available_cores() // 2)
+
+
+_generation_budget: int | None = None
+
+
+def set_generation_budget(threads: int | None) -> None:
+    """This worker's share for the job it is starting (``split_cpu_threads`` for a refill,
+    ``batch_threads`` for batch jobs); None clears it."""
+    global _generation_budget
+    _generation_budget = threads
+
+
 def generation_threads(default: int | None = None) -> int:
     """CPU threads one generator may use.
 
     ``GENERATION_THREADS`` wins; else ``TORCH_NUM_THREADS`` (the cap ``limit_cpu_threads`` applies
-    to torch); else ``default``; else every core this process may run on. A generation worker on
+    to torch); else the budget the refill job set from ``split_cpu_threads``; else ``default``;
+    else every core this process may run on. A generation worker on
     an otherwise idle 2-core box should use both cores; set ``GENERATION_THREADS=1`` (or
     ``TORCH_NUM_THREADS=1``) when training shares the machine. The torch backends follow
     ``torch.set_num_threads`` (set by ``limit_cpu_threads``, or by the generator itself when
@@ -55,9 +102,8 @@ def generation_threads(default: int | None = None) -> int:
         value = os.environ.get(name)
         if value:
             return max(1, int(value))
+    if _generation_budget is not None:
+        return max(1, _generation_budget)
     if default is not None:
         return max(1, default)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()

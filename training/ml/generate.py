@@ -224,6 +224,16 @@ class Generator:
 
     # ------------------------------------------------------------------ public API
 
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` CPU threads from the next call on (a job's share, ``split_cpu_threads``)."""
+        if threads == self.threads:
+            return
+        self.threads = threads
+        if self._ct2 is not None:
+            self._ct2.set_threads(threads)
+        elif self.device.device == "cpu":
+            torch.set_num_threads(threads)
+
     def provenance(self, config: DecodingConfig) -> dict[str, Any]:
         """What to store with a candidate: the decoding settings plus the backend that produced it."""
         provenance = {**config.as_dict(), "top_k": config.top_k, "backend": self.backend}
@@ -459,6 +469,17 @@ class _Ct2Engines:
         if reproducible:
             self._load_spare_in_background()
 
+    def set_threads(self, threads: int) -> None:
+        """Rebuild the engines with ``threads`` intra-op threads (fixed per engine in CTranslate2)."""
+        with self._lock:
+            if self._loader is not None:
+                self._loader.join()
+            self.threads = threads
+            self._spare = None
+            self._current = self._build()
+            if self.reproducible:
+                self._load_spare_in_background()
+
     def _build(self) -> Any:
         import ctranslate2
 
@@ -532,4 +553,5 @@ def get_generator(model_dir: str | Path, backend: str | None = None) -> Generato
         if key not in _cache:
             _cache.clear()
             _cache[key] = Generator(key[0], backend=key[1])
+        _cache[key].set_threads(generation_threads())  # this job's share may differ from the last one's
         return _cache[key]

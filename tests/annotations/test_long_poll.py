@@ -1,0 +1,77 @@
+"""GET /api/annotate/next/?wait=N: a waiting annotator gets an item as soon as a refill stores one."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from core.queues import get_connection
+from training.generation import refill_pool
+
+
+def blocked_in_redis(limit_seconds: float = 10) -> bool:
+    """True once some client is blocked in BLPOP (the waiting request), polled for up to ``limit_seconds``."""
+    redis = get_connection()
+    db = str(redis.connection_pool.connection_kwargs.get("db", 0))  # the tests' own database: workers elsewhere block too
+    end = time.monotonic() + limit_seconds
+    while time.monotonic() < end:
+        if any(c.get("cmd") == "blpop" and c.get("db") == db for c in redis.client_list()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_waiting_request_returns_as_soon_as_a_refill_stores_items(
+    transactional_db, settings, tiny_version, prompts, annotator, api, stub_generator
+):
+    # No periodic re-check within the wait: only the refill's Redis signal can end it with an item.
+    settings.NEXT_ITEM_RECHECK_SECONDS = 60
+    answers, asked = [], threading.Event()
+
+    def annotator_waits():
+        try:
+            asked.set()
+            answers.append(api(annotator).get("/api/annotate/next/?wait=20"))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=annotator_waits)
+    waiter.start()
+    asked.wait(5)
+    assert blocked_in_redis(), "the request never started waiting"
+    refill_pool(tiny_version.pk, target=2, generator_factory=lambda path: stub_generator)
+    waiter.join(30)
+    assert not waiter.is_alive()
+    body = answers[0].json()
+    assert answers[0].status_code == 200 and body["status"] == "ready" and body["assignment"]["candidates"]
+
+
+def test_a_bounded_wait_on_an_empty_pool_returns_the_usual_empty_answer(db, tiny_version, prompts, annotator, api):
+    response = api(annotator).get("/api/annotate/next/?wait=1")
+    assert response.status_code == 200
+    assert response.json()["status"] == "generating" and response.json()["assignment"] is None
+
+
+def test_without_wait_the_answer_comes_at_once_as_before(db, filled_pool, annotator, api):
+    assert api(annotator).get("/api/annotate/next/").json()["status"] == "ready"
+
+
+def test_waiting_slots_full_answers_at_once(db, settings, tiny_version, prompts, annotator, api):
+    settings.NEXT_ITEM_MAX_WAITERS = 0  # no thread may wait: the request must not block 25 s
+    response = api(annotator).get("/api/annotate/next/?wait=25")
+    assert response.json()["status"] == "generating"
+
+
+@pytest.mark.parametrize(
+    "wait, message",
+    [
+        ("26", "Ensure this value is less than or equal to 25."),
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        ("soon", "A valid integer is required."),
+    ],
+)
+def test_a_bad_wait_is_refused_with_a_message(db, tiny_version, annotator, api, wait, message):
+    response = api(annotator).get(f"/api/annotate/next/?wait={wait}")
+    assert response.status_code == 400 and response.json() == {"wait": [message]}
