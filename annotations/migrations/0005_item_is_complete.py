@@ -19,7 +19,7 @@ def mark_complete_items(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0003_annotationitem_comparison_annotationitem_diversity_and_more'),
+        ('annotations', '0004_preference_pair_source_imported'),
         ('arena', '0003_comparison_job_fields'),
         ('training', '0004_version_pruned'),
     ]
