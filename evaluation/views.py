@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from core.actions import ActionRefused
 from training import services as training_services
 from training.forms import CompareVersionsForm
-from training.models import ModelVersion, VersionActivation
+from training.models import ModelVersion, TrainingRun, VersionActivation
 from training.views import as_items
 
 from .services import SHOWN_METRICS, compare_versions, latest_metrics, queue_evaluation, side_by_side
@@ -22,6 +22,7 @@ def versions(request):
     """All versions with lineage and their latest evaluation, a metrics chart, and side-by-side outputs."""
     all_versions = list(ModelVersion.objects.select_related("parent").order_by("created_at", "id"))
     active = next((v for v in all_versions if v.is_active), None)
+    first_runs = {run.result_version_id: run for run in TrainingRun.objects.filter(is_first_sft=True, result_version__isnull=False)}
     rows = [
         {
             "version": v,
@@ -30,6 +31,7 @@ def versions(request):
             "versus_active": compare_versions(v, active) if active is not None and v.pk != active.pk else None,
             "hyperparameters": as_items(v.hyperparameters),
             "evaluating": v.evaluations.filter(status__in=["queued", "running"]).exists(),
+            "first_sft": first_runs.get(v.pk),
         }
         for v in all_versions
     ]
@@ -50,6 +52,7 @@ def versions(request):
             "compared": compared,
             "compare_errors": compare_form.errors if compare_form is not None and compare_form.errors else None,
             "activations": VersionActivation.objects.select_related("version", "previous", "activated_by")[:50],
+            "first_sft_offered": training_services.first_sft_refusal() is None,
         },
         status=400 if compared is None and compare_form is not None else 200,
     )

@@ -77,6 +77,8 @@ API = [
     Endpoint("POST", "/api/training-runs/", STAFF, {"kind": "sft", "hyperparameters": {"max_steps": 1}}),
     Endpoint("GET", "/api/training-runs/{run}/", STAFF),
     Endpoint("POST", "/api/training-runs/{run}/cancel/", STAFF),
+    Endpoint("GET", "/api/training-runs/first/", STAFF),
+    Endpoint("POST", "/api/training-runs/first/", STAFF),
     Endpoint("GET", "/api/evaluations/", REVIEWERS),
     Endpoint("POST", "/api/evaluations/", STAFF, {"version": "{version}", "sample_size": 2}),
     Endpoint("GET", "/api/evaluations/{evaluation}/", REVIEWERS),
@@ -113,6 +115,7 @@ PAGES = [
     Endpoint("GET", "/training/runs/", STAFF, api=False),
     Endpoint("GET", "/training/runs/{run}/", STAFF, api=False),
     Endpoint("POST", "/training/runs/{run}/cancel/", STAFF, api=False),
+    Endpoint("POST", "/training/runs/first/", STAFF, api=False),
     Endpoint("GET", "/arena/", USERS, api=False),
     Endpoint("GET", "/arena/comparisons/", REVIEWERS, api=False),
     Endpoint("GET", "/arena/comparisons/{comparison}/", STAFF, api=False),  # open comparison: results page is staff-only
