@@ -12,7 +12,7 @@ from training import services as training_services
 from training.api.serializers import ActivateSerializer, ModelVersionSerializer
 from training.models import ModelVersion
 
-from . import services
+from . import judges, services
 from .models import Evaluation
 
 
@@ -44,6 +44,15 @@ class ScoredVersionSerializer(ModelVersionSerializer):
         return services.compare_versions(version, active)
 
 
+class ToxicityJudgeSerializer(serializers.Serializer):
+    in_use = serializers.CharField(help_text="EVAL_TOXICITY_CLASSIFIER: profanity-check, trained, or a model path.")
+    trained = serializers.JSONField(
+        allow_null=True,
+        help_text="judge.json of the trained judge (accuracy per judge on the held-out texts with a Wilson interval, "
+        "data counts, training hash) or null when none is trained.",
+    )
+
+
 class QueueEvaluationSerializer(serializers.Serializer):
     version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
     sample_size = serializers.IntegerField(required=False, min_value=1)
@@ -70,6 +79,16 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
             services.queue_evaluation, version=v["version"], user=request.user, sample_size=v.get("sample_size"), seed=v.get("seed")
         )
         return Response(EvaluationSerializer(evaluation).data, status=201)
+
+    @extend_schema(
+        responses=ToxicityJudgeSerializer,
+        summary="Which judge scores STA, and the trained judge's held-out accuracy next to profanity-check's",
+    )
+    @action(detail=False, methods=["get"])
+    def judge(self, request):
+        from django.conf import settings
+
+        return Response({"in_use": settings.EVAL_TOXICITY_CLASSIFIER, "trained": judges.trained_judge()})
 
     @extend_schema(
         parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],

@@ -113,13 +113,22 @@ def _evaluate(evaluation: Evaluation) -> None:
     from training.ml.evaluate import EvalConfig, evaluate_model
     from training.ml.generate import Generator
 
+    from training.ml.evaluate import load_toxicity_classifier
+
+    from . import judges
+
     prompts = list(heldout_prompts())
+    try:
+        spec = judges.classifier_spec()
+    except ActionRefused as exc:
+        raise RuntimeError(exc.message) from exc
     config = EvalConfig(
         sample_size=evaluation.sample_size,
         seed=evaluation.seed,
-        classifier=settings.EVAL_TOXICITY_CLASSIFIER,
+        classifier=spec,
         max_new_tokens=settings.MAX_NEW_TOKENS,
     )
+    others = {key: load_toxicity_classifier(other) for key, other in judges.other_judges(spec).items()}
     # A private generator: the process-wide one keeps serving annotation candidates.
     generator = Generator(evaluation.version.path)
     report = evaluate_model(
@@ -129,6 +138,7 @@ def _evaluate(evaluation: Evaluation) -> None:
         config=config,
         generator=generator,
         fluency_lm_dir=fluency_lm_dir(),
+        other_classifiers=others,
     )
     del generator
     by_index = report.meta.pop("sample_indices", [])

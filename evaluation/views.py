@@ -3,6 +3,7 @@ activation behind the promotion gate. It lives here because it shows evaluation 
 activation itself is ``training.services.activate_version``."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +15,10 @@ from training.forms import CompareVersionsForm
 from training.models import ModelVersion, TrainingRun, VersionActivation
 from training.views import as_items
 
+from . import judges
 from .services import SHOWN_METRICS, compare_versions, latest_metrics, queue_evaluation, side_by_side
+
+OTHER_STA = {"sta_trained": "trained judge", "sta_profanity": "profanity-check"}
 
 
 @staff_member_required
@@ -35,6 +39,8 @@ def versions(request):
         }
         for v in all_versions
     ]
+    for row in rows:
+        row["other_sta"] = [(label, row["metrics"][key]) for key, label in OTHER_STA.items() if key in row["metrics"]]
     chart = [{"name": r["version"].name, **{k: r["metrics"].get(k) for k in SHOWN_METRICS}} for r in rows if r["metrics"]]
     compared, compare_form = None, None
     if "a" in request.GET or "b" in request.GET:
@@ -53,6 +59,7 @@ def versions(request):
             "compare_errors": compare_form.errors if compare_form is not None and compare_form.errors else None,
             "activations": VersionActivation.objects.select_related("version", "previous", "activated_by")[:50],
             "first_sft_offered": training_services.first_sft_refusal() is None,
+            "judge": judge_summary(),
         },
         status=400 if compared is None and compare_form is not None else 200,
     )
@@ -84,3 +91,15 @@ def evaluate(request, pk: int):
     except ActionRefused as exc:
         messages.error(request, exc.message)
     return redirect("versions")
+
+
+def judge_summary() -> dict | None:
+    """The trained toxicity judge's held-out accuracy next to profanity-check's, for the versions page."""
+    meta = judges.trained_judge()
+    if meta is None:
+        return None
+    return {
+        "meta": meta,
+        "in_use": settings.EVAL_TOXICITY_CLASSIFIER,
+        "accuracies": [(name, judges.describe_accuracy(measured)) for name, measured in meta["accuracy"].items()],
+    }

@@ -78,6 +78,7 @@ API = [
     Endpoint("GET", "/api/training-runs/{run}/", STAFF),
     Endpoint("POST", "/api/training-runs/{run}/cancel/", STAFF),
     Endpoint("GET", "/api/training-runs/first/", STAFF),
+    Endpoint("GET", "/api/evaluations/judge/", REVIEWERS),
     Endpoint("POST", "/api/training-runs/first/", STAFF),
     Endpoint("GET", "/api/evaluations/", REVIEWERS),
     Endpoint("POST", "/api/evaluations/", STAFF, {"version": "{version}", "sample_size": 2}),
