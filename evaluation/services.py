@@ -184,6 +184,13 @@ def compare_versions(candidate: ModelVersion, baseline: ModelVersion) -> dict[st
     if theirs is None or ours is None:
         result["missing"] = f"{(baseline if theirs is None else candidate).name} has no finished evaluation"
         return result
+    scored_by = ours.meta.get("classifier"), theirs.meta.get("classifier")
+    if scored_by[0] != scored_by[1]:
+        result["missing"] = (
+            f"their latest evaluations were scored by different toxicity judges ({scored_by[0]} and {scored_by[1]}): "
+            "evaluate both with the same EVAL_TOXICITY_CLASSIFIER"
+        )
+        return result
     fields = ("prompt_id", *COMPARED_METRICS)
     baseline_rows = {row["prompt_id"]: row for row in theirs.outputs.values(*fields)}
     pairs = [(row, baseline_rows[row["prompt_id"]]) for row in ours.outputs.values(*fields) if row["prompt_id"] in baseline_rows]

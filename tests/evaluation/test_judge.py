@@ -94,3 +94,20 @@ def test_evaluation_without_a_trained_judge_fails_saying_so(tiny_version, refere
     assert evaluation.status == "failed"
     assert "no judge is trained at" in evaluation.error and "run manage.py train_judge" in evaluation.error
     assert not Evaluation.objects.filter(status="succeeded").exists()
+
+
+def test_gate_finds_no_comparison_between_evaluations_by_different_judges(tiny_version, references):
+    from evaluation.services import compare_versions
+    from training.models import ModelVersion
+
+    other = ModelVersion.objects.create(name="other", kind="sft", directory="other", parent=tiny_version)
+    prompt = Prompt.objects.filter(is_heldout=True).first()
+    for version, judge in ((tiny_version, "profanity-check"), (other, "trained:trained")):
+        evaluation = Evaluation.objects.create(
+            version=version, status="succeeded", sample_size=1, metrics={"j": 0.5, "sim": 0.9}, meta={"classifier": judge}
+        )
+        evaluation.outputs.create(prompt=prompt, output="kind", toxicity=0, sta=1, sim=0.9, fl=1, j=0.5)
+    assert compare_versions(other, tiny_version)["missing"] == (
+        "their latest evaluations were scored by different toxicity judges (trained:trained and profanity-check): "
+        "evaluate both with the same EVAL_TOXICITY_CLASSIFIER"
+    )

@@ -38,8 +38,8 @@ def train(tmp_path, **kwargs):
 
 
 def test_judge_refuses_to_train_on_heldout_texts(tmp_path):
-    with pytest.raises(JudgeError, match="1 training text\\(s\\) are held-out texts"):
-        train(tmp_path, toxic=TOXIC[:24] + [TOXIC[25].upper() + "!"])
+    with pytest.raises(JudgeError, match="1 training text\\(s\\) are held-out prompts \\(e.g. 'you "):
+        train(tmp_path, toxic=TOXIC[:24] + [TOXIC[25]])
     assert not (tmp_path / "judges" / "trained").exists()
     with pytest.raises(JudgeError, match="need toxic and neutral training texts, got 24 and 0"):
         train(tmp_path, neutral=[])
@@ -51,6 +51,7 @@ def test_judge_writes_accuracy_of_both_judges_counts_and_hash(tmp_path):
     assert json.loads((directory / "judge.json").read_text()) == meta
     assert meta["train"]["toxic"] == 24 and meta["train"]["neutral"] == 24 and len(meta["train"]["hash"]) == 64
     assert meta["heldout"] == {"toxic": 6, "neutral": 6}
+    assert meta["train"]["dropped_like_heldout"] == 0
     trained, profanity = meta["accuracy"]["trained"], meta["accuracy"]["profanity-check"]
     assert trained["n"] == profanity["n"] == 12 and trained["accuracy"] == 1.0
     assert trained["low"] < 1.0 == trained["high"] and trained["confidence"] == 0.95
@@ -95,3 +96,8 @@ def test_accuracy_interval_is_wilson():
     assert round(low, 3) == 0.490 and round(high, 3) == 0.943
     measured = judge_accuracy([0.9, 0.2], [0.1, 0.7])
     assert measured["accuracy"] == 0.5 and measured["toxic_caught"] == 0.5 and measured["neutral_passed"] == 0.5
+
+
+def test_texts_like_heldout_ones_are_left_out_of_training(tmp_path):
+    meta = train(tmp_path, toxic=TOXIC[:24] + [TOXIC[25].upper() + "!"], neutral=NEUTRAL[:24] + [NEUTRAL[26] + "."])
+    assert meta["train"]["toxic"] == 24 and meta["train"]["neutral"] == 24 and meta["train"]["dropped_like_heldout"] == 2

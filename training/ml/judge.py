@@ -120,24 +120,29 @@ def train_judge(
     ``baseline`` (default: profanity-check) on the held-out texts, and save it to ``output_dir``
     (replacing an older judge there only once the new one is complete). Returns ``judge.json``.
 
-    Raises ``JudgeError`` when a side is empty, when a training text is a held-out text (the
-    evaluation's split must stay unseen), or when there is nothing held out to measure on.
+    Raises ``JudgeError`` when a side is empty, when a training prompt is a held-out prompt (the
+    evaluation's split must stay unseen), or when there is nothing held out to measure on; training
+    texts equal to a held-out text up to case and punctuation are dropped and counted.
     """
     from sklearn.linear_model import LogisticRegression
 
     config = config or JudgeConfig()
     started = time.perf_counter()
-    heldout_keys = {_key(t) for t in [*heldout_toxic, *heldout_neutral]} - {""}
-    leaked = [t for t in [*toxic, *neutral] if _key(t) in heldout_keys]
+    heldout_inputs = {" ".join(t.split()) for t in heldout_toxic}
+    leaked = [t for t in toxic if " ".join(t.split()) in heldout_inputs]
     if leaked:
         raise JudgeError(
-            f"{len(leaked)} training text(s) are held-out texts (e.g. {leaked[0]!r}): "
+            f"{len(leaked)} training text(s) are held-out prompts (e.g. {leaked[0]!r}): "
             "the judge never trains on the evaluation's split"
         )
-    toxic_texts = _unique(toxic)
+    # Texts that merely look like held-out ones (short references such as "he is not a good person"
+    # recur across prompts) are left out of training, so the held-out accuracy stays unseen data.
+    heldout_keys = {_key(t) for t in [*heldout_toxic, *heldout_neutral]} - {""}
+    toxic_texts = [t for t in _unique(toxic) if _key(t) not in heldout_keys]
     toxic_keys = {_key(t) for t in toxic_texts}
     # A "rewrite" equal to a toxic input (echoes exist in ParaDetox) would teach both labels at once.
-    neutral_texts = [t for t in _unique(neutral) if _key(t) not in toxic_keys]
+    neutral_texts = [t for t in _unique(neutral) if _key(t) not in toxic_keys | heldout_keys]
+    overlap = sum(1 for t in _unique([*toxic, *neutral]) if _key(t) in heldout_keys)
     if not toxic_texts or not neutral_texts:
         raise JudgeError(f"need toxic and neutral training texts, got {len(toxic_texts)} and {len(neutral_texts)}")
     if not heldout_toxic or not heldout_neutral:
@@ -170,7 +175,7 @@ def train_judge(
         "kind": KIND,
         "config": config.as_dict(),
         "embedder": str(getattr(embed, "name", config.embedder)),
-        "train": {"toxic": len(toxic_texts), "neutral": len(neutral_texts), "hash": digest},
+        "train": {"toxic": len(toxic_texts), "neutral": len(neutral_texts), "hash": digest, "dropped_like_heldout": overlap},
         "heldout": {"toxic": len(heldout_toxic), "neutral": len(heldout_neutral)},
         "accuracy": measured,
         "train_accuracy": float(model.score(features, labels)),
