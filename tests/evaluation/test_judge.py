@@ -63,6 +63,8 @@ def test_train_judge_trains_on_non_heldout_data_and_reports_both_judges(tiny_ver
     assert meta["embedder"] == "all-MiniLM-L6-v2" and set(meta["accuracy"]) == {"trained", "profanity-check"}
     assert "trained on 24 toxic and 24 neutral texts" in out
     assert "trained: accuracy " in out and "profanity-check: accuracy " in out and "95% CI" in out
+    assert "only the trained judge was right" in out and "McNemar p" in out
+    assert meta["features"] == ["all-MiniLM-L6-v2", "profanity-check log-odds"]
     assert judges.trained_judge() == meta
 
 
@@ -85,7 +87,8 @@ def test_evaluation_scores_sta_with_the_trained_judge_when_configured(tiny_versi
     client = Client()
     client.force_login(staff)
     page = client.get("/training/versions/").content.decode()
-    assert "Toxicity judge (STA)" in page and "profanity-check" in page and "95% CI" in page and "trained judge 0." in page
+    assert "Toxicity judge (STA)" in page and "profanity-check" in page and "95% CI" in page and "STA by the other judge\">trained judge " in page
+    assert "McNemar" in page
 
 
 def test_evaluation_without_a_trained_judge_fails_saying_so(tiny_version, references, settings):

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from training.ml import evaluate as ev
-from training.ml.judge import JudgeConfig, JudgeError, judge_accuracy, load_trained_judge, train_judge, wilson_interval
+from training.ml.judge import (
+    JudgeConfig,
+    JudgeError,
+    judge_accuracy,
+    load_trained_judge,
+    paired_comparison,
+    train_judge,
+    wilson_interval,
+)
 
 RUDE = ["idiot", "stupid", "moron", "dumb", "crap", "hell", "damn", "fool", "shut", "trash"]
 TOXIC = [f"you {RUDE[i % 10]} {RUDE[(3 * i + 1) % 10]} number {i}" for i in range(30)]
@@ -56,6 +64,9 @@ def test_judge_writes_accuracy_of_both_judges_counts_and_hash(tmp_path):
     assert trained["n"] == profanity["n"] == 12 and trained["accuracy"] == 1.0
     assert trained["low"] < 1.0 == trained["high"] and trained["confidence"] == 0.95
     assert profanity["neutral_passed"] == 1.0 and profanity["toxic_caught"] < 1.0
+    assert meta["features"][1:] == ["profanity-check log-odds"]
+    assert meta["paired"]["only_profanity_right"] == 0 and meta["paired"]["only_trained_right"] > 0
+    assert 0 < meta["paired"]["mcnemar_p"] <= 1
     assert sorted(p.name for p in directory.iterdir()) == ["judge.json", "weights.npz"]
     # Retraining swaps the directory whole and leaves no temporary behind.
     train(tmp_path, config=JudgeConfig(max_per_side=10))
@@ -101,3 +112,13 @@ def test_accuracy_interval_is_wilson():
 def test_texts_like_heldout_ones_are_left_out_of_training(tmp_path):
     meta = train(tmp_path, toxic=TOXIC[:24] + [TOXIC[25].upper() + "!"], neutral=NEUTRAL[:24] + [NEUTRAL[26] + "."])
     assert meta["train"]["toxic"] == 24 and meta["train"]["neutral"] == 24 and meta["train"]["dropped_like_heldout"] == 2
+
+
+def test_paired_comparison_counts_discordant_texts():
+    paired = paired_comparison([0.9, 0.9, 0.1], [0.1], [0.1, 0.9, 0.1], [0.1])
+    assert paired["only_trained_right"] == 1 and paired["only_profanity_right"] == 0 and paired["mcnemar_p"] == 1.0
+
+
+def test_judge_without_the_word_feature_uses_embeddings_only(tmp_path):
+    meta = train(tmp_path, config=JudgeConfig(with_profanity=False))
+    assert len(meta["features"]) == 1 and meta["accuracy"]["trained"]["accuracy"] == 1.0

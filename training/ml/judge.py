@@ -1,9 +1,13 @@
 """A toxicity judge trained on the platform's own data, for STA: toxic prompts against their human
-neutral rewrites, as logistic regression (scikit-learn) on the bundled MiniLM sentence embeddings.
+neutral rewrites, as logistic regression (scikit-learn) on the bundled MiniLM sentence embeddings
+plus alt-profanity-check's log-odds as one more feature.
 
-alt-profanity-check scores words, so a rude sentence without a swear word passes as neutral and a
-neutral one that quotes a word fails. The trained judge reads whole-sentence embeddings and learns the
-boundary ParaDetox draws. It is trained only on non-held-out prompts (the held-out split is what
+alt-profanity-check scores words, so a rude sentence without a swear word passes as neutral. The
+embeddings read whole sentences, but alone they miss the swear words a word list never misses: on
+ParaDetox's held-out split (558 prompts, 906 references) MiniLM alone scored 0.904 against
+profanity-check's 0.942, MiniLM plus profanity-check's log-odds 0.956 (README, "A trained toxicity
+judge"). So the word score is a feature (``JudgeConfig.with_profanity``), and the regression learns
+how much to trust it against the sentence. It is trained only on non-held-out prompts (the held-out split is what
 evaluation scores; training refuses any of its texts) and measured on the held-out prompts' texts
 (toxic) and references (neutral), next to profanity-check on the very same texts, with Wilson 95%
 intervals. Saved as plain numbers (``weights.npz``: coefficients and intercept, no pickle) and a
@@ -20,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from .evaluate import DEFAULT_EMBEDDER, Embedder, NamedClassifier, _cached, _wor
 JUDGE_FILE = "judge.json"
 WEIGHTS_FILE = "weights.npz"
 KIND = "embedding-logreg"
+WordScorer = Callable[[list[str]], Sequence[float]]  # P(toxic) per text, e.g. profanity-check
 
 
 class JudgeError(ValueError):
@@ -48,6 +53,7 @@ class JudgeConfig:
     seed: int = 0
     confidence: float = 0.95  # of the accuracy intervals
     threshold: float = 0.5  # toxic when P(toxic) >= threshold, as STA reads it
+    with_profanity: bool = True  # profanity-check's log-odds as one more feature
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +88,23 @@ def wilson_interval(correct: int, total: int, confidence: float = 0.95) -> tuple
 
     ci = binomtest(correct, total).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def paired_comparison(
+    toxic_a: Sequence[float], neutral_a: Sequence[float], toxic_b: Sequence[float], neutral_b: Sequence[float], *, threshold: float = 0.5
+) -> dict[str, Any]:
+    """Two judges on the same texts: how often only one is right, and the exact McNemar p-value of
+    that split (both judges' intervals overlap far more than their paired difference is uncertain)."""
+    right_a = [p >= threshold for p in toxic_a] + [p < threshold for p in neutral_a]
+    right_b = [p >= threshold for p in toxic_b] + [p < threshold for p in neutral_b]
+    only_a = sum(1 for a, b in zip(right_a, right_b) if a and not b)
+    only_b = sum(1 for a, b in zip(right_a, right_b) if b and not a)
+    p_value = 1.0
+    if only_a + only_b:
+        from scipy.stats import binomtest
+
+        p_value = float(binomtest(only_a, only_a + only_b).pvalue)
+    return {"only_trained_right": only_a, "only_profanity_right": only_b, "mcnemar_p": p_value}
 
 
 def judge_accuracy(
@@ -151,25 +174,26 @@ def train_judge(
     neutral_texts = _sample(neutral_texts, config.max_per_side, config.seed + 1)
 
     embed = embedder or load_embedder(config.embedder)
-    features = np.asarray(embed(toxic_texts + neutral_texts), dtype=np.float32)
-    labels = np.array([1] * len(toxic_texts) + [0] * len(neutral_texts))
-    model = LogisticRegression(C=config.regularization_c, max_iter=2000, class_weight="balanced", random_state=config.seed)
-    model.fit(features, labels)
-    coef, intercept = model.coef_[0].astype(np.float32), float(model.intercept_[0])
-
-    judge = EmbeddingJudge(coef, intercept, embed)
-    measured = {
-        "trained": judge_accuracy(
-            judge(list(heldout_toxic)), judge(list(heldout_neutral)), threshold=config.threshold, confidence=config.confidence
-        )
-    }
     if baseline is None:
         from .evaluate import load_toxicity_classifier
 
         baseline = load_toxicity_classifier("profanity-check")
-    measured["profanity-check"] = judge_accuracy(
-        baseline(list(heldout_toxic)), baseline(list(heldout_neutral)), threshold=config.threshold, confidence=config.confidence
-    )
+    word_scorer = baseline if config.with_profanity else None
+    features = judge_features(toxic_texts + neutral_texts, embed, word_scorer)
+    labels = np.array([1] * len(toxic_texts) + [0] * len(neutral_texts))
+    model = LogisticRegression(C=config.regularization_c, max_iter=3000, class_weight="balanced", random_state=config.seed)
+    model.fit(features, labels)
+    coef, intercept = model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+    judge = EmbeddingJudge(coef, intercept, embed, word_scorer)
+    scores = {
+        "trained": (judge(list(heldout_toxic)), judge(list(heldout_neutral))),
+        "profanity-check": (baseline(list(heldout_toxic)), baseline(list(heldout_neutral))),
+    }
+    measured = {
+        name: judge_accuracy(toxic_p, neutral_p, threshold=config.threshold, confidence=config.confidence)
+        for name, (toxic_p, neutral_p) in scores.items()
+    }
     digest = hashlib.sha256("\n".join(["1\t" + t for t in toxic_texts] + ["0\t" + t for t in neutral_texts]).encode()).hexdigest()
     meta = {
         "kind": KIND,
@@ -177,7 +201,9 @@ def train_judge(
         "embedder": str(getattr(embed, "name", config.embedder)),
         "train": {"toxic": len(toxic_texts), "neutral": len(neutral_texts), "hash": digest, "dropped_like_heldout": overlap},
         "heldout": {"toxic": len(heldout_toxic), "neutral": len(heldout_neutral)},
+        "features": [str(getattr(embed, "name", config.embedder))] + (["profanity-check log-odds"] if word_scorer else []),
         "accuracy": measured,
+        "paired": paired_comparison(*scores["trained"], *scores["profanity-check"], threshold=config.threshold),
         "train_accuracy": float(model.score(features, labels)),
         "seconds": round(time.perf_counter() - started, 2),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -216,16 +242,25 @@ def _save(final: Path, coef: np.ndarray, intercept: float, meta: dict[str, Any])
         shutil.rmtree(old, ignore_errors=True)
 
 
-class EmbeddingJudge:
-    """P(toxic) = sigmoid(embedding · coef + intercept)."""
+def judge_features(texts: list[str], embedder: Embedder, word_scorer: WordScorer | None) -> np.ndarray:
+    """One row per text: its sentence embedding, then (with a word scorer) that scorer's log-odds."""
+    rows = np.asarray(embedder(list(texts)), dtype=np.float32)
+    if word_scorer is None:
+        return rows
+    p = np.clip(np.asarray(word_scorer(list(texts)), dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.hstack([rows, np.log(p / (1 - p)).astype(np.float32)[:, None]])
 
-    def __init__(self, coef: np.ndarray, intercept: float, embedder: Embedder) -> None:
-        self.coef, self.intercept, self.embedder = coef, intercept, embedder
+
+class EmbeddingJudge:
+    """P(toxic) = sigmoid(features · coef + intercept), features as ``judge_features`` builds them."""
+
+    def __init__(self, coef: np.ndarray, intercept: float, embedder: Embedder, word_scorer: WordScorer | None = None) -> None:
+        self.coef, self.intercept, self.embedder, self.word_scorer = coef, intercept, embedder, word_scorer
 
     def __call__(self, texts: list[str]) -> list[float]:
         if not texts:
             return []
-        logits = np.asarray(self.embedder(list(texts)), dtype=np.float32) @ self.coef + self.intercept
+        logits = judge_features(list(texts), self.embedder, self.word_scorer) @ self.coef + self.intercept
         return (1.0 / (1.0 + np.exp(-logits))).tolist()
 
 
@@ -244,12 +279,18 @@ def load_trained_judge(path: str | Path, *, embedder: Embedder | None = None) ->
     if not is_judge_directory(path):
         raise JudgeError(f"no trained judge at {path}: run manage.py train_judge first")
     meta_text = (path / JUDGE_FILE).read_text()
-    # Loaded before the cache lock is taken: the embedder is cached under the same (non-reentrant) lock.
-    embed = embedder or load_embedder(json.loads(meta_text).get("embedder") or DEFAULT_EMBEDDER)
+    meta = json.loads(meta_text)
+    # Loaded before the cache lock is taken: the scorers are cached under the same (non-reentrant) lock.
+    embed = embedder or load_embedder(meta.get("embedder") or DEFAULT_EMBEDDER)
+    word_scorer = None
+    if meta.get("config", {}).get("with_profanity"):
+        from .evaluate import load_toxicity_classifier
+
+        word_scorer = load_toxicity_classifier("profanity-check")
 
     def build() -> NamedClassifier:
         weights = np.load(path / WEIGHTS_FILE)
-        judge = EmbeddingJudge(weights["coef"], float(weights["intercept"][0]), embed)
+        judge = EmbeddingJudge(weights["coef"], float(weights["intercept"][0]), embed, word_scorer)
         return NamedClassifier(f"trained:{path.name}", judge)
 
     if embedder is not None:

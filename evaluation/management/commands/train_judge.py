@@ -9,7 +9,7 @@ from evaluation import judges
 
 class Command(BaseCommand):
     help = (
-        "Train a toxicity judge (logistic regression on MiniLM embeddings) on non-held-out prompts vs their "
+        "Train a toxicity judge (logistic regression on MiniLM embeddings + profanity-check's log-odds) on non-held-out prompts vs their "
         "references, print its held-out accuracy next to profanity-check's, and save it in MODEL_STORE/judges/trained/. "
         "EVAL_TOXICITY_CLASSIFIER=trained makes evaluations use it."
     )
@@ -38,4 +38,9 @@ class Command(BaseCommand):
                 f"{name:>16}: accuracy {judges.describe_accuracy(measured)}; toxic caught {measured['toxic_caught']:.3f}, "
                 f"neutral passed {measured['neutral_passed']:.3f}"
             )
+        paired = meta["paired"]
+        self.stdout.write(
+            f"on the same texts only the trained judge was right {paired['only_trained_right']} times, only profanity-check "
+            f"{paired['only_profanity_right']} times (exact McNemar p = {paired['mcnemar_p']:.2g})"
+        )
         self.stdout.write(self.style.SUCCESS(f"saved to {judges.judge_directory()}"))
