@@ -8,12 +8,13 @@ from rest_framework.response import Response
 
 from core.actions import run_action
 from core.roles import IsReviewer, IsStaff
+from core.schema import ErrorSerializer
 from training import services as training_services
 from training.api.serializers import ActivateSerializer, ModelVersionSerializer
 from training.models import ModelVersion
 
 from . import judges, services
-from .models import Evaluation
+from .models import Evaluation, JudgeTraining
 
 
 class EvaluationSerializer(serializers.ModelSerializer):
@@ -44,6 +45,14 @@ class ScoredVersionSerializer(ModelVersionSerializer):
         return services.compare_versions(version, active)
 
 
+class JudgeTrainingSerializer(serializers.ModelSerializer):
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
+
+    class Meta:
+        model = JudgeTraining
+        fields = ["id", "status", "requested_by", "result", "error", "created_at", "started_at", "finished_at"]
+
+
 class ToxicityJudgeSerializer(serializers.Serializer):
     in_use = serializers.CharField(help_text="EVAL_TOXICITY_CLASSIFIER: profanity-check, trained, or a model path.")
     trained = serializers.JSONField(
@@ -51,6 +60,7 @@ class ToxicityJudgeSerializer(serializers.Serializer):
         help_text="judge.json of the trained judge (accuracy per judge on the held-out texts with a Wilson interval, "
         "data counts, training hash) or null when none is trained.",
     )
+    latest_training = JudgeTrainingSerializer(allow_null=True, help_text="The latest judge training job, or null.")
 
 
 class QueueEvaluationSerializer(serializers.Serializer):
@@ -68,7 +78,8 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["status", "version"]
 
     def get_permissions(self):
-        return [IsStaff()] if self.action == "create" else super().get_permissions()
+        staff_only = self.action == "create" or (self.action == "judge" and self.request.method == "POST")
+        return [IsStaff()] if staff_only else super().get_permissions()
 
     @extend_schema(request=QueueEvaluationSerializer, responses={201: EvaluationSerializer})
     def create(self, request):
@@ -81,14 +92,28 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(EvaluationSerializer(evaluation).data, status=201)
 
     @extend_schema(
-        responses=ToxicityJudgeSerializer,
+        methods=["GET"], responses=ToxicityJudgeSerializer,
         summary="Which judge scores STA, and the trained judge's held-out accuracy next to profanity-check's",
     )
-    @action(detail=False, methods=["get"])
+    @extend_schema(
+        methods=["POST"], request=None, responses={201: JudgeTrainingSerializer, 409: ErrorSerializer},
+        summary="Train the toxicity judge on the imported data (staff; a job on the evaluation queue)",
+    )
+    @action(detail=False, methods=["get", "post"])
     def judge(self, request):
         from django.conf import settings
 
-        return Response({"in_use": settings.EVAL_TOXICITY_CLASSIFIER, "trained": judges.trained_judge()})
+        if request.method == "POST":
+            training = run_action(judges.queue_judge_training, user=request.user)
+            return Response(JudgeTrainingSerializer(training).data, status=201)
+        latest = JudgeTraining.objects.first()
+        return Response(
+            {
+                "in_use": settings.EVAL_TOXICITY_CLASSIFIER,
+                "trained": judges.trained_judge(),
+                "latest_training": JudgeTrainingSerializer(latest).data if latest else None,
+            }
+        )
 
     @extend_schema(
         parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],

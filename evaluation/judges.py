@@ -13,9 +13,12 @@ from typing import Any
 from django.conf import settings
 
 from annotations.records import reference_prompts
+from core import jobs
 from core.actions import ActionRefused
 from training.ml.evaluate import DEFAULT_CLASSIFIER
 from training.ml.judge import is_judge_directory, read_judge_file
+
+from .models import JUDGE_JOBS, JudgeTraining
 
 TRAINED = "trained"
 PROFANITY_NAMES = ("profanity-check", "alt-profanity-check", "profanity_check", "default")
@@ -95,3 +98,36 @@ def describe_accuracy(measured: dict[str, Any]) -> str:
         f"{measured['accuracy']:.3f} ({measured['confidence']:.0%} CI {measured['low']:.3f}–{measured['high']:.3f}, "
         f"n={measured['n']:,})"
     )
+
+
+def queue_judge_training(*, user=None, enqueue: bool = True) -> JudgeTraining:
+    """Queue ``train_toxicity_judge`` on the ``evaluation`` queue (the staff button and API); refused
+    while one is queued or running (409) or before there is data to train and measure on (400)."""
+    from .services import heldout_prompts
+
+    pending = JudgeTraining.objects.filter(status__in=[JudgeTraining.Status.QUEUED, JudgeTraining.Status.RUNNING]).first()
+    if pending is not None:
+        raise ActionRefused(f"Judge training {pending.pk} is already {pending.status}.", 409)
+    if not reference_prompts().exists():
+        raise ActionRefused("No references outside the held-out split: import ParaDetox first (manage.py import_prompts).")
+    if not heldout_prompts().exists():
+        raise ActionRefused("No held-out prompts with references to measure the judge on: import more ParaDetox rows.")
+    training = JudgeTraining.objects.create(requested_by=user)
+    if enqueue:
+        JUDGE_JOBS.enqueue_on_commit(training.pk)
+    return training
+
+
+def run_judge_training(training_id: int) -> JudgeTraining:
+    """The RQ job's body: claim the row, train the judge here, record its judge.json or the error."""
+    jobs.reap_all()
+    if JUDGE_JOBS.claim(training_id):
+        try:
+            with JUDGE_JOBS.heartbeat(training_id):
+                meta = train_toxicity_judge()
+            JUDGE_JOBS.finish(training_id, result=meta)
+        except ActionRefused as exc:
+            JUDGE_JOBS.fail(training_id, exc.message)
+        except Exception as exc:  # recorded on the row; the judge in use is untouched
+            JUDGE_JOBS.fail(training_id, exc)
+    return JudgeTraining.objects.get(pk=training_id)

@@ -16,6 +16,7 @@ from training.models import ModelVersion, TrainingRun, VersionActivation
 from training.views import as_items
 
 from . import judges
+from .models import JudgeTraining
 from .services import SHOWN_METRICS, compare_versions, latest_metrics, queue_evaluation, side_by_side
 
 OTHER_STA = {"sta_trained": "trained judge", "sta_profanity": "profanity-check"}
@@ -60,6 +61,7 @@ def versions(request):
             "activations": VersionActivation.objects.select_related("version", "previous", "activated_by")[:50],
             "first_sft_offered": training_services.first_sft_refusal() is None,
             "judge": judge_summary(),
+            "latest_judge_training": JudgeTraining.objects.first(),
         },
         status=400 if compared is None and compare_form is not None else 200,
     )
@@ -103,3 +105,15 @@ def judge_summary() -> dict | None:
         "in_use": settings.EVAL_TOXICITY_CLASSIFIER,
         "accuracies": [(name, judges.describe_accuracy(measured)) for name, measured in meta["accuracy"].items()],
     }
+
+
+@staff_member_required
+@require_POST
+def train_judge(request):
+    """The "Train the judge" button: queue a judge training on the evaluation queue."""
+    try:
+        training = judges.queue_judge_training(user=request.user)
+        messages.success(request, f"Judge training {training.pk} queued; its accuracy appears here when it finishes.")
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("versions")

@@ -114,3 +114,30 @@ def test_gate_finds_no_comparison_between_evaluations_by_different_judges(tiny_v
         "their latest evaluations were scored by different toxicity judges (trained:trained and profanity-check): "
         "evaluate both with the same EVAL_TOXICITY_CLASSIFIER"
     )
+
+
+def test_staff_queue_judge_training_from_the_api_and_the_worker_trains_it(api, staff, reviewer, tiny_version, references, settings):
+    from evaluation.models import JudgeTraining
+    from tests.conftest import run_jobs
+
+    assert api(reviewer).post("/api/evaluations/judge/").status_code == 403
+    response = api(staff).post("/api/evaluations/judge/")
+    assert response.status_code == 201 and response.json()["status"] == "queued"
+    again = api(staff).post("/api/evaluations/judge/")
+    assert again.status_code == 409 and again.json() == {"detail": f"Judge training {response.json()['id']} is already queued."}
+    run_jobs("evaluation")
+    training = JudgeTraining.objects.get()
+    assert training.status == "succeeded", training.traceback
+    assert training.result["train"]["toxic"] == 24 and (settings.MODEL_STORE / "judges" / "trained" / "judge.json").exists()
+    shown = api(reviewer).get("/api/evaluations/judge/").json()
+    assert shown["latest_training"]["status"] == "succeeded" and shown["trained"]["heldout"]["toxic"] == 6
+
+
+def test_judge_training_without_references_is_refused(api, staff, tiny_version):
+    response = api(staff).post("/api/evaluations/judge/")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("No references outside the held-out split")
+    client = Client()
+    client.force_login(staff)
+    page = client.post("/training/versions/judge/", follow=True).content.decode()
+    assert "No references outside the held-out split" in page
