@@ -74,11 +74,7 @@ EVALUATION_JOBS = Lifecycle(
 class JudgeTraining(JobRow):
     """One training of the STA toxicity judge (``evaluation.judges``), queued by staff from the page or API."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    Status = Evaluation.Status  # the same four states
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
