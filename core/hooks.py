@@ -13,7 +13,7 @@ from typing import Any
 
 POOL_LOW = "pool_low"  # kwargs: version — the active version's ready pool may need a refill
 VERSION_REGISTERED = "version_registered"  # kwargs: version_id — a new checkpoint is in the store
-PROMPTS_IMPORTED = "prompts_imported"  # no kwargs — answers: lists of evaluations queued for unevaluated versions
+PROMPTS_IMPORTED = "prompts_imported"  # no kwargs — answers: lists of job rows queued (evaluations, the first SFT run)
 PROMOTION_CHECK = "promotion_check"  # kwargs: candidate, active — an object with .problem and .warning, or None
 
 _handlers: dict[str, list[Callable[..., Any]]] = defaultdict(list)

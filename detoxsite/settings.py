@@ -269,6 +269,12 @@ TRAINING_JOB_TIMEOUT = env_int("TRAINING_JOB_TIMEOUT", 6 * 3600)
 # Seconds without a heartbeat before a running job (training, evaluation, arena) counts as dead.
 # Jobs beat from a thread every 15 s, also while loading and saving.
 JOB_HEARTBEAT_TIMEOUT = env_int("JOB_HEARTBEAT_TIMEOUT", env_int("TRAINING_HEARTBEAT_TIMEOUT", 120))
+# A fresh platform's base model answers like a chatbot: once references are imported, train the first
+# SFT without waiting for staff (quick path on a CPU, all references on a GPU) and activate it if it
+# beats the base. On by default; only past AUTO_FIRST_SFT_MIN_PROMPTS prompts with references, so the
+# demo set alone trains nothing. The tests turn it off.
+AUTO_FIRST_SFT = env_bool("AUTO_FIRST_SFT", True)
+AUTO_FIRST_SFT_MIN_PROMPTS = env_int("AUTO_FIRST_SFT_MIN_PROMPTS", 200)
 
 # --- Evaluation -----------------------------------------------------------------------------------
 # Held-out sentences per evaluation; 0 = the whole held-out split (the default: on 200 sentences J's

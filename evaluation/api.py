@@ -8,12 +8,13 @@ from rest_framework.response import Response
 
 from core.actions import run_action
 from core.roles import IsReviewer, IsStaff
+from core.schema import ErrorSerializer
 from training import services as training_services
 from training.api.serializers import ActivateSerializer, ModelVersionSerializer
 from training.models import ModelVersion
 
-from . import services
-from .models import Evaluation
+from . import judges, services
+from .models import Evaluation, JudgeTraining
 
 
 class EvaluationSerializer(serializers.ModelSerializer):
@@ -44,6 +45,24 @@ class ScoredVersionSerializer(ModelVersionSerializer):
         return services.compare_versions(version, active)
 
 
+class JudgeTrainingSerializer(serializers.ModelSerializer):
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
+
+    class Meta:
+        model = JudgeTraining
+        fields = ["id", "status", "requested_by", "result", "error", "created_at", "started_at", "finished_at"]
+
+
+class ToxicityJudgeSerializer(serializers.Serializer):
+    in_use = serializers.CharField(help_text="EVAL_TOXICITY_CLASSIFIER: profanity-check, trained, or a model path.")
+    trained = serializers.JSONField(
+        allow_null=True,
+        help_text="judge.json of the trained judge (accuracy per judge on the held-out texts with a Wilson interval, "
+        "data counts, training hash) or null when none is trained.",
+    )
+    latest_training = JudgeTrainingSerializer(allow_null=True, help_text="The latest judge training job, or null.")
+
+
 class QueueEvaluationSerializer(serializers.Serializer):
     version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
     sample_size = serializers.IntegerField(required=False, min_value=1)
@@ -59,7 +78,8 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["status", "version"]
 
     def get_permissions(self):
-        return [IsStaff()] if self.action == "create" else super().get_permissions()
+        staff_only = self.action == "create" or (self.action == "judge" and self.request.method == "POST")
+        return [IsStaff()] if staff_only else super().get_permissions()
 
     @extend_schema(request=QueueEvaluationSerializer, responses={201: EvaluationSerializer})
     def create(self, request):
@@ -70,6 +90,30 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet):
             services.queue_evaluation, version=v["version"], user=request.user, sample_size=v.get("sample_size"), seed=v.get("seed")
         )
         return Response(EvaluationSerializer(evaluation).data, status=201)
+
+    @extend_schema(
+        methods=["GET"], responses=ToxicityJudgeSerializer,
+        summary="Which judge scores STA, and the trained judge's held-out accuracy next to profanity-check's",
+    )
+    @extend_schema(
+        methods=["POST"], request=None, responses={201: JudgeTrainingSerializer, 409: ErrorSerializer},
+        summary="Train the toxicity judge on the imported data (staff; a job on the evaluation queue)",
+    )
+    @action(detail=False, methods=["get", "post"])
+    def judge(self, request):
+        from django.conf import settings
+
+        if request.method == "POST":
+            training = run_action(judges.queue_judge_training, user=request.user)
+            return Response(JudgeTrainingSerializer(training).data, status=201)
+        latest = JudgeTraining.objects.first()
+        return Response(
+            {
+                "in_use": settings.EVAL_TOXICITY_CLASSIFIER,
+                "trained": judges.trained_judge(),
+                "latest_training": JudgeTrainingSerializer(latest).data if latest else None,
+            }
+        )
 
     @extend_schema(
         parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],

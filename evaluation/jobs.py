@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from training.ml.device import batch_threads, generation_threads, limit_cpu_threads, set_generation_budget
 
+from .judges import run_judge_training
 from .services import run_evaluation
 
 
@@ -10,3 +11,8 @@ def evaluate_version(evaluation_id: int) -> str:
     set_generation_budget(batch_threads())  # half the cores: refills and training come first
     limit_cpu_threads(generation_threads())
     return run_evaluation(evaluation_id).status
+
+
+def train_judge(training_id: int) -> str:
+    limit_cpu_threads()
+    return run_judge_training(training_id).status

@@ -69,3 +69,28 @@ EVALUATION_JOBS = Lifecycle(
     job="evaluation.jobs.evaluate_version",
     heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
 )
+
+
+class JudgeTraining(JobRow):
+    """One training of the STA toxicity judge (``evaluation.judges``), queued by staff from the page or API."""
+
+    Status = Evaluation.Status  # the same four states
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    result = models.JSONField(default=dict, blank=True, help_text="The judge.json written: accuracy of both judges, counts, hash.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"judge training {self.pk} [{self.status}]"
+
+
+JUDGE_JOBS = Lifecycle(
+    JudgeTraining,
+    queue="evaluation",
+    job="evaluation.jobs.train_judge",
+    heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
+)

@@ -7,11 +7,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from annotations.models import Prompt
 from core import jobs
 from core.actions import ActionRefused
-from training.models import ModelVersion
+from training import services as training_services
+from training.models import ModelVersion, TrainingRun
 
 from .models import EVALUATION_JOBS, Evaluation, EvaluationOutput
 
@@ -92,6 +94,11 @@ def run_evaluation(evaluation_id: int) -> Evaluation:
     except Exception as exc:  # recorded on the row; versions and annotations are untouched
         logger.exception("evaluation %s failed", evaluation_id)
         EVALUATION_JOBS.fail(evaluation_id, exc)
+        return Evaluation.objects.get(pk=evaluation_id)
+    try:
+        settle_first_sft_runs(evaluation.version)
+    except Exception:  # the evaluation itself succeeded; staff can still activate by hand
+        logger.exception("could not settle first-SFT runs after evaluation %s", evaluation_id)
     return Evaluation.objects.get(pk=evaluation_id)
 
 
@@ -107,13 +114,22 @@ def _evaluate(evaluation: Evaluation) -> None:
     from training.ml.evaluate import EvalConfig, evaluate_model
     from training.ml.generate import Generator
 
+    from training.ml.evaluate import load_toxicity_classifier
+
+    from . import judges
+
     prompts = list(heldout_prompts())
+    try:
+        spec = judges.classifier_spec()
+    except ActionRefused as exc:
+        raise RuntimeError(exc.message) from exc
     config = EvalConfig(
         sample_size=evaluation.sample_size,
         seed=evaluation.seed,
-        classifier=settings.EVAL_TOXICITY_CLASSIFIER,
+        classifier=spec,
         max_new_tokens=settings.MAX_NEW_TOKENS,
     )
+    others = {key: load_toxicity_classifier(other) for key, other in judges.other_judges(spec).items()}
     # A private generator: the process-wide one keeps serving annotation candidates.
     generator = Generator(evaluation.version.path)
     report = evaluate_model(
@@ -123,6 +139,7 @@ def _evaluate(evaluation: Evaluation) -> None:
         config=config,
         generator=generator,
         fluency_lm_dir=fluency_lm_dir(),
+        other_classifiers=others,
     )
     del generator
     by_index = report.meta.pop("sample_indices", [])
@@ -167,6 +184,13 @@ def compare_versions(candidate: ModelVersion, baseline: ModelVersion) -> dict[st
     ours, theirs = latest_evaluation(candidate), latest_evaluation(baseline)
     if theirs is None or ours is None:
         result["missing"] = f"{(baseline if theirs is None else candidate).name} has no finished evaluation"
+        return result
+    scored_by = ours.meta.get("classifier"), theirs.meta.get("classifier")
+    if scored_by[0] != scored_by[1]:
+        result["missing"] = (
+            f"their latest evaluations were scored by different toxicity judges ({scored_by[0]} and {scored_by[1]}): "
+            "evaluate both with the same EVAL_TOXICITY_CLASSIFIER"
+        )
         return result
     fields = ("prompt_id", *COMPARED_METRICS)
     baseline_rows = {row["prompt_id"]: row for row in theirs.outputs.values(*fields)}
@@ -255,3 +279,69 @@ def side_by_side(a: ModelVersion, b: ModelVersion, *, limit: int = 50) -> list[d
     return rows
 
 
+
+
+# --- the first model: activated on its own when it beats the base ----------------------------------
+
+
+def settle_first_sft_runs(version: ModelVersion) -> list[TrainingRun]:
+    """After an evaluation of ``version`` succeeded: decide every finished first-SFT run that waits
+    on it (as the new version or as its parent). Returns the runs decided now."""
+    waiting = TrainingRun.objects.filter(
+        is_first_sft=True, status=TrainingRun.Status.SUCCEEDED, auto_activation=""
+    ).filter(Q(result_version=version) | Q(parent=version))
+    return [run for run in waiting if activate_first_model_if_better(run)]
+
+
+def activate_first_model_if_better(run: TrainingRun) -> str:
+    """Activate the first SFT's version when both it and its parent have a finished evaluation, its
+    parent is still active, the promotion gate raises no problem and the whole paired interval of ΔJ
+    lies above 0 (nobody looked at it, so "within noise" is not enough). The outcome and its reason
+    are stored on the run (``auto_activation``) and returned; "" while an evaluation is still missing
+    (one is queued for a version that has none pending). Decided once, under a row lock.
+    """
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update(of=("self",)).select_related("parent", "result_version").get(pk=run.pk)
+        if run.auto_activation or run.result_version is None:
+            return run.auto_activation
+        candidate, base = run.result_version, run.parent
+        for version in (candidate, base):
+            if latest_evaluation(version) is None:
+                _evaluate_if_nothing_pending(version)
+                return ""
+        outcome = _first_model_outcome(candidate, base)
+        run.auto_activation = outcome
+        run.save(update_fields=["auto_activation"])
+    logger.info("first SFT run %s: %s", run.pk, outcome)
+    return outcome
+
+
+def _evaluate_if_nothing_pending(version: ModelVersion) -> None:
+    pending = version.evaluations.filter(status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING]).exists()
+    if not pending:
+        try:
+            queue_evaluation(version=version)
+        except ActionRefused as exc:
+            logger.info("cannot evaluate %s for the first-model decision: %s", version.name, exc.message)
+
+
+def _first_model_outcome(candidate: ModelVersion, base: ModelVersion) -> str:
+    """Activate ``candidate`` if it beats ``base``; the sentence saying what happened and why."""
+    active = ModelVersion.objects.active()
+    if active is None or active.pk != base.pk:
+        now = active.name if active else "no version"
+        return f"Not activated: {now} is active instead of {base.name}, so staff decide on the versions page."
+    check = promotion_check(candidate, base)
+    if check.problem:
+        return f"Not activated: {check.problem}"
+    delta = describe_delta(check.comparison)
+    if check.comparison["deltas"]["j"]["low"] <= 0:
+        return (
+            f"Not activated: it does not clearly beat {base.name} ({delta}; the whole interval must lie above 0). "
+            "Activate it by hand on the versions page if its outputs look better."
+        )
+    try:
+        training_services.activate_version(version=candidate, reason=f"First SFT beats {base.name}: {delta}.")
+    except ActionRefused as exc:
+        return f"Not activated: {exc.message}"
+    return f"Activated: it beats {base.name}, {delta}."

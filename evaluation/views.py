@@ -3,6 +3,7 @@ activation behind the promotion gate. It lives here because it shows evaluation 
 activation itself is ``training.services.activate_version``."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,9 +13,13 @@ from core.actions import ActionRefused
 from core.display import as_items
 from training import services as training_services
 from training.forms import CompareVersionsForm
-from training.models import ModelVersion, VersionActivation
+from training.models import ModelVersion, TrainingRun, VersionActivation
 
+from . import judges
+from .models import JudgeTraining
 from .services import SHOWN_METRICS, compare_versions, latest_metrics, queue_evaluation, side_by_side
+
+OTHER_STA = {"sta_trained": "trained judge", "sta_profanity": "profanity-check"}
 
 
 @staff_member_required
@@ -22,6 +27,7 @@ def versions(request):
     """All versions with lineage and their latest evaluation, a metrics chart, and side-by-side outputs."""
     all_versions = list(ModelVersion.objects.select_related("parent").order_by("created_at", "id"))
     active = next((v for v in all_versions if v.is_active), None)
+    first_runs = {run.result_version_id: run for run in TrainingRun.objects.filter(is_first_sft=True, result_version__isnull=False)}
     rows = [
         {
             "version": v,
@@ -30,9 +36,12 @@ def versions(request):
             "versus_active": compare_versions(v, active) if active is not None and v.pk != active.pk else None,
             "hyperparameters": as_items(v.hyperparameters),
             "evaluating": v.evaluations.filter(status__in=["queued", "running"]).exists(),
+            "first_sft": first_runs.get(v.pk),
         }
         for v in all_versions
     ]
+    for row in rows:
+        row["other_sta"] = [(label, row["metrics"][key]) for key, label in OTHER_STA.items() if key in row["metrics"]]
     chart = [{"name": r["version"].name, **{k: r["metrics"].get(k) for k in SHOWN_METRICS}} for r in rows if r["metrics"]]
     compared, compare_form = None, None
     if "a" in request.GET or "b" in request.GET:
@@ -50,6 +59,9 @@ def versions(request):
             "compared": compared,
             "compare_errors": compare_form.errors if compare_form is not None and compare_form.errors else None,
             "activations": VersionActivation.objects.select_related("version", "previous", "activated_by")[:50],
+            "first_sft_offered": training_services.first_sft_refusal() is None,
+            "judge": judge_summary(),
+            "latest_judge_training": JudgeTraining.objects.first(),
         },
         status=400 if compared is None and compare_form is not None else 200,
     )
@@ -78,6 +90,30 @@ def evaluate(request, pk: int):
     try:
         evaluation = queue_evaluation(version=version, user=request.user)
         messages.success(request, f"Evaluation of {version.name} on {evaluation.sample_size} held-out sentences queued.")
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("versions")
+
+
+def judge_summary() -> dict | None:
+    """The trained toxicity judge's held-out accuracy next to profanity-check's, for the versions page."""
+    meta = judges.trained_judge()
+    if meta is None:
+        return None
+    return {
+        "meta": meta,
+        "in_use": settings.EVAL_TOXICITY_CLASSIFIER,
+        "accuracies": [(name, judges.describe_accuracy(measured)) for name, measured in meta["accuracy"].items()],
+    }
+
+
+@staff_member_required
+@require_POST
+def train_judge(request):
+    """The "Train the judge" button: queue a judge training on the evaluation queue."""
+    try:
+        training = judges.queue_judge_training(user=request.user)
+        messages.success(request, f"Judge training {training.pk} queued; its accuracy appears here when it finishes.")
     except ActionRefused as exc:
         messages.error(request, exc.message)
     return redirect("versions")

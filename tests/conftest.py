@@ -51,6 +51,7 @@ def _isolated_settings(settings, tiny_store):
     settings.POOL_TARGET = 4
     settings.MAX_NEW_TOKENS = 12
     settings.GOLD_RATE = 0  # tests that need gold items turn it on
+    settings.AUTO_FIRST_SFT = False  # tests of the first model turn it on
 
 
 @pytest.fixture(autouse=True)

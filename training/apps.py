@@ -9,6 +9,7 @@ class TrainingConfig(AppConfig):
     def ready(self) -> None:
         from core import hooks
 
-        from . import generation
+        from . import generation, services
 
         hooks.register(hooks.POOL_LOW, generation.pool_may_be_low)
+        hooks.register(hooks.PROMPTS_IMPORTED, services.start_first_sft_after_import)

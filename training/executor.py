@@ -23,6 +23,7 @@ from training.ml.checkpoints import read_version_file
 from training.ml.data import read_jsonl
 from training.ml.device import pick_device
 from training.ml.dpo import DPORunConfig
+from training.ml.hyperparameters import first_sft_hyperparameters
 from training.ml.runs import ProgressUpdate, TrainingCancelled
 from training.ml.sft import SFTRunConfig
 
@@ -104,9 +105,15 @@ def execute_run(run_id: int, *, echo: Callable[[ProgressUpdate], None] | None = 
     A heartbeat thread keeps the row alive while the model loads, trains and saves.
     """
     jobs.reap_all()
-    if not TRAINING_JOBS.claim(run_id, device=pick_device().label):
+    device = pick_device()
+    if not TRAINING_JOBS.claim(run_id, device=device.label):
         return TrainingRun.objects.get(pk=run_id)
     run = TrainingRun.objects.select_related("parent").get(pk=run_id)
+    if run.is_first_sft:
+        # Only the worker knows its device (the web process never imports torch): on a GPU the
+        # first SFT trains on every reference instead of the CPU quick path's sample.
+        run.hyperparameters = first_sft_hyperparameters(on_gpu=device.device != "cpu")
+        run.save(update_fields=["hyperparameters"])
     output_dir = Path(settings.MODEL_STORE) / run.output_directory
     reporter = ProgressReporter(run_id, echo=echo)
     with TRAINING_JOBS.heartbeat(run_id):

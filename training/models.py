@@ -138,6 +138,12 @@ class TrainingRun(JobRow):
     log_tail = models.TextField(blank=True)
     device = models.CharField(max_length=50, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    is_first_sft = models.BooleanField(
+        default=False, help_text="The first SFT of a fresh platform: activated on its own if it beats its parent."
+    )
+    auto_activation = models.TextField(
+        blank=True, help_text="First SFT: whether it was activated after both evaluations, and why (empty while undecided)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TrainingRunQuerySet.as_manager()
@@ -152,6 +158,12 @@ class TrainingRun(JobRow):
             models.CheckConstraint(
                 condition=~models.Q(status="succeeded") | models.Q(result_version__isnull=False),
                 name="succeeded_run_has_version",
+            ),
+            # Never two first-SFT runs alive or done; a failed or cancelled one may be followed by another.
+            models.UniqueConstraint(
+                fields=["is_first_sft"],
+                condition=models.Q(is_first_sft=True, status__in=["queued", "running", "succeeded"]),
+                name="one_first_sft_run",
             ),
         ]
 

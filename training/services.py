@@ -1,19 +1,23 @@
-"""Model-version and training-run actions: register the base model, activate/roll back, start, cancel, retry and reap runs."""
+"""Model-version and training-run actions: register the base model, activate/roll back, start (the first SFT
+included), cancel, retry and reap runs."""
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import hooks
+from annotations.records import reference_prompts
 from core.actions import ActionRefused
 from training.ml.checkpoints import BUNDLED, prepare_base_checkpoint
 from training.ml.data import write_jsonl
+from training.ml.hyperparameters import first_sft_hyperparameters
 
 from . import generation
 from .datasets import DataFilters, dpo_data, sft_data, snapshot_summary
@@ -21,6 +25,7 @@ from .executor import build_config
 from .models import TRAINING_JOBS, ModelVersion, TrainingRun, VersionActivation
 
 BUNDLED_NAME = "smollm2-135m-instruct"
+logger = logging.getLogger(__name__)
 
 
 def base_directory_name(source: str) -> str:
@@ -101,6 +106,7 @@ def start_training_run(
     filters: dict[str, Any] | None = None,
     hyperparameters: dict[str, Any] | None = None,
     enqueue: bool = True,
+    first_sft: bool = False,
 ) -> TrainingRun:
     """Freeze the training data, create a QUEUED run and (after commit) queue it on ``training``.
 
@@ -137,6 +143,7 @@ def start_training_run(
             data_filters=data_filters.as_dict(),
             data_snapshot=snapshot_summary(records, data.cleaning),
             output_directory=directory,
+            is_first_sft=first_sft,
         )
         run.snapshot_path.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(run.snapshot_path, records)
@@ -144,6 +151,81 @@ def start_training_run(
             TRAINING_JOBS.enqueue_on_commit(run.pk)
     run.refresh_from_db()
     return run
+
+
+# --- the first model -------------------------------------------------------------------------------
+
+
+def first_sft_parent() -> ModelVersion | None:
+    """The base version the first SFT starts from: the active one if it is a base model, else the oldest base."""
+    active = ModelVersion.objects.active()
+    if active is not None and active.kind == ModelVersion.Kind.BASE:
+        return active
+    return ModelVersion.objects.filter(kind=ModelVersion.Kind.BASE).order_by("id").first()
+
+
+def first_sft_refusal() -> str | None:
+    """Why the first SFT is not offered now, or None when it is: a base version exists, nothing was
+    trained from it, no SFT run is queued, running or done, and human references are imported."""
+    busy = TrainingRun.objects.filter(
+        kind=TrainingRun.Kind.SFT,
+        status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING, TrainingRun.Status.SUCCEEDED],
+    ).order_by("id").first()
+    if busy is not None:
+        return f"SFT run {busy.pk} is already {busy.status}; the first model needs no other."
+    trained = ModelVersion.objects.filter(parent__isnull=False).order_by("id").first()
+    if trained is not None:
+        return f"A trained version ({trained.name}) already exists; start further runs on the training page."
+    if first_sft_parent() is None:
+        return "No base model is registered yet: run manage.py register_base_model."
+    if not reference_prompts().exists():
+        return "No human references are imported yet: import ParaDetox first (manage.py import_prompts)."
+    return None
+
+
+def start_first_sft(*, user=None, enqueue: bool = True) -> TrainingRun:
+    """Queue the first SFT from the base version on the imported references (gold rewrites left out).
+
+    It runs the quick CPU path (800 references, 1 epoch, batch 8) on a CPU and every reference on a
+    GPU, as the training worker finds (``FIRST_SFT_ON_*`` in ``training.ml.hyperparameters``); once
+    it and its parent are evaluated, evaluation activates it if it beats the parent. Refused (409)
+    when it is not applicable (``first_sft_refusal``). The parent row is locked and a partial unique
+    constraint backs it up, so two concurrent requests never make two runs.
+    """
+    with transaction.atomic():
+        parent = first_sft_parent()
+        if parent is not None:
+            ModelVersion.objects.select_for_update().filter(pk=parent.pk).first()
+        refusal = first_sft_refusal()
+        if refusal:
+            raise ActionRefused(refusal, 409)
+        try:
+            return start_training_run(
+                kind=TrainingRun.Kind.SFT,
+                parent=parent,
+                user=user,
+                filters={"include_gold_rewrites": False},
+                hyperparameters=first_sft_hyperparameters(on_gpu=False),
+                enqueue=enqueue,
+                first_sft=True,
+            )
+        except IntegrityError as exc:
+            raise ActionRefused("The first SFT run was started by someone else a moment ago.", 409) from exc
+
+
+def start_first_sft_after_import() -> list[TrainingRun]:
+    """``PROMPTS_IMPORTED`` handler: with ``AUTO_FIRST_SFT`` on, queue the first SFT once enough
+    non-held-out prompts have references (``AUTO_FIRST_SFT_MIN_PROMPTS``, so the 40-prompt demo set
+    does not train a model). Returns the run queued, if any."""
+    if not settings.AUTO_FIRST_SFT or first_sft_refusal() is not None:
+        return []
+    if reference_prompts().count() < settings.AUTO_FIRST_SFT_MIN_PROMPTS:
+        return []
+    try:
+        return [start_first_sft()]
+    except ActionRefused as exc:
+        logger.info("no automatic first SFT: %s", exc.message)
+        return []
 
 
 def cancel_training_run(*, run: TrainingRun, user=None) -> TrainingRun:

@@ -32,7 +32,22 @@ def runs(request):
         except ActionRefused as exc:
             form.add_error(None, exc.message)
     recent = TrainingRun.objects.select_related("parent", "result_version", "created_by")[:100]
-    return render(request, "training/runs.html", {"form": form, "runs": recent})
+    return render(
+        request, "training/runs.html", {"form": form, "runs": recent, "first_sft_offered": services.first_sft_refusal() is None}
+    )
+
+
+@staff_member_required
+@require_POST
+def start_first_sft(request):
+    """The "Train the first model" button on the training and versions pages."""
+    try:
+        run = services.start_first_sft(user=request.user)
+        messages.success(request, f"First SFT run {run.pk} queued on {run.rows_used} references; it is activated if it beats {run.parent.name}.")
+        return redirect("training-run", pk=run.pk)
+    except ActionRefused as exc:
+        messages.error(request, exc.message)
+    return redirect("training-runs")
 
 
 @staff_member_required

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('annotations', '0004_preference_pair_source_imported'),
         ('arena', '0003_comparison_job_fields'),
-        ('training', '0004_version_pruned'),
+        ('training', '0005_version_pruned'),
     ]
 
     operations = [

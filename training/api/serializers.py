@@ -9,12 +9,17 @@ from ..models import ModelVersion, TrainingRun
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     parent = serializers.CharField(source="parent.name", default=None, allow_null=True)
+    auto_activation = serializers.CharField(
+        source="produced_by.auto_activation", default=None, allow_null=True, read_only=True,
+        help_text="First SFT: whether it was activated on its own after both evaluations, and why; "
+        "empty while undecided, null for other versions.",
+    )
 
     class Meta:
         model = ModelVersion
         fields = [
             "id", "name", "kind", "parent", "is_active", "directory", "source", "hyperparameters", "metrics",
-            "data_snapshot", "library_versions", "device", "notes", "created_at",
+            "data_snapshot", "library_versions", "device", "notes", "created_at", "auto_activation",
             "pruned_at", "pruned_bytes",
         ]
 
@@ -38,8 +43,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "status", "parent", "result_version", "created_by", "hyperparameters", "data_filters",
             "data_snapshot", "rows_used", "step", "total_steps", "progress", "loss", "eta_seconds", "loss_history", "metrics",
-            "log_tail", "error", "traceback", "device", "cancel_requested", "created_at", "started_at",
-            "heartbeat_at", "finished_at",
+            "log_tail", "error", "traceback", "device", "cancel_requested", "is_first_sft", "auto_activation",
+            "created_at", "started_at", "heartbeat_at", "finished_at",
         ]
 
 
@@ -69,3 +74,8 @@ class StartRunSerializer(serializers.Serializer):
             for hp in tunable_hyperparameters()
         ),
     )
+
+
+class FirstSFTOfferSerializer(serializers.Serializer):
+    offered = serializers.BooleanField(help_text="Whether POST starts the first SFT now.")
+    reason = serializers.CharField(allow_null=True, help_text="Why it is not offered (null when it is).")

@@ -8,10 +8,11 @@ from rest_framework.response import Response
 
 from core.actions import ActionRefused, Refused, run_action
 from core.roles import IsStaff
+from core.schema import ErrorSerializer
 
 from .. import services
 from ..models import ModelVersion, TrainingRun
-from .serializers import StartRunSerializer, TrainingRunSerializer
+from .serializers import FirstSFTOfferSerializer, StartRunSerializer, TrainingRunSerializer
 
 
 class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):
@@ -46,3 +47,19 @@ class TrainingRunViewSet(viewsets.ReadOnlyModelViewSet):
     def cancel(self, request, pk=None):
         run = run_action(services.cancel_training_run, run=self.get_object(), user=request.user)
         return Response(TrainingRunSerializer(run).data)
+
+    @extend_schema(
+        methods=["GET"], request=None, responses=FirstSFTOfferSerializer,
+        summary="Whether the first SFT (from the base model, on the imported references) is offered now",
+    )
+    @extend_schema(
+        methods=["POST"], request=None, responses={201: TrainingRunSerializer, 409: ErrorSerializer},
+        summary="Train the first model: SFT from the base on the imported references, activated if it beats the base",
+    )
+    @action(detail=False, methods=["get", "post"])
+    def first(self, request):
+        if request.method == "GET":
+            reason = services.first_sft_refusal()
+            return Response({"offered": reason is None, "reason": reason})
+        run = run_action(services.start_first_sft, user=request.user)
+        return Response(TrainingRunSerializer(run).data, status=201)

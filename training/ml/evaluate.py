@@ -283,9 +283,14 @@ def load_toxicity_classifier(
     """The process-wide classifier for ``spec``: ``"profanity-check"`` (default, offline), or a
     transformers text-classification model (local directory or hub id, e.g.
     ``s-nlp/roberta_toxicity_classifier`` when online). ``toxic_label`` names the toxic class when
-    it cannot be guessed from the labels (toxic, offensive, LABEL_1, ...)."""
+    it cannot be guessed from the labels (toxic, offensive, LABEL_1, ...). A directory written by
+    ``training.ml.judge.train_judge`` loads that trained judge."""
     if spec in ("profanity-check", "alt-profanity-check", "profanity_check", "default"):
         return _cached(("classifier", DEFAULT_CLASSIFIER), lambda: NamedClassifier(DEFAULT_CLASSIFIER, _profanity_check()))
+    from .judge import is_judge_directory, load_trained_judge
+
+    if is_judge_directory(spec):  # a judge trained on the platform's data (``training.ml.judge``)
+        return load_trained_judge(spec)
     key = ("classifier", str(spec), toxic_label or "")
     return _cached(key, lambda: NamedClassifier(str(spec), _pipeline_classifier(str(spec), toxic_label, batch_size, device)))
 
@@ -565,11 +570,14 @@ def evaluate_outputs(
     classifier: ToxicityClassifier | None = None,
     embedder: Embedder | None = None,
     fluency_lm_dir: str | Path | None = None,
+    other_classifiers: dict[str, ToxicityClassifier] | None = None,
 ) -> EvalReport:
     """Score ``outputs`` (rewrites of the toxic ``inputs``) against the human ``references``.
 
     ``classifier``/``embedder`` default to the ones named in ``config`` (loaded once per process);
-    ``fluency_lm_dir`` adds the LM factor to FL (see the module docstring).
+    ``fluency_lm_dir`` adds the LM factor to FL (see the module docstring). Each of
+    ``other_classifiers`` (e.g. ``{"profanity": ...}`` next to a trained judge) adds STA by that
+    judge as ``sta_<key>`` to the metrics, for comparison only: J uses ``classifier``.
     """
     config = config or EvalConfig()
     if not len(inputs) == len(outputs) == len(references):
@@ -657,9 +665,12 @@ def evaluate_outputs(
         "j": mean([r.j for r in rows]),
         "n": n,
     }
+    for key, other in (other_classifiers or {}).items():
+        metrics[f"sta_{key}"] = mean([1.0 if float(p) < config.toxicity_threshold else 0.0 for p in other(outputs)] if n else [])
     meta = {
         "config": config.as_dict(),
         "classifier": _name(classifier),
+        "other_classifiers": {f"sta_{key}": _name(other) for key, other in (other_classifiers or {}).items()},
         "toxicity_threshold": config.toxicity_threshold,
         "embedder": _name(embedder),
         "fluency": {
@@ -693,6 +704,7 @@ def evaluate_model(
     embedder: Embedder | None = None,
     fluency_lm_dir: str | Path | None = None,
     generator: Any | None = None,
+    other_classifiers: dict[str, ToxicityClassifier] | None = None,
 ) -> EvalReport:
     """Greedy rewrites of a deterministic sample (``config.sample_size``, ``config.seed``) of
     ``prompts`` by the checkpoint at ``model_dir``, scored by ``evaluate_outputs``.
@@ -719,6 +731,7 @@ def evaluate_model(
         classifier=classifier,
         embedder=embedder,
         fluency_lm_dir=fluency_lm_dir,
+        other_classifiers=other_classifiers,
     )
     report.meta.update(
         {

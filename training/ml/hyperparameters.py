@@ -84,3 +84,14 @@ def tunable_hyperparameters() -> list[Hyperparameter]:
                 choices=CHOICES.get(f.name, ()),
             )
     return list(found.values())
+
+
+# The first SFT of a fresh platform (README, "quick CPU path"; bench/quick_loop.sh): on a CPU a seeded
+# sample of 800 references for one epoch in batches of 8 (minutes, not hours); on a GPU all of them.
+FIRST_SFT_ON_CPU: dict[str, Any] = {"subset_size": 800, "epochs": 1.0, "batch_size": 8}
+FIRST_SFT_ON_GPU: dict[str, Any] = {"epochs": 1.0, "batch_size": 8}
+
+
+def first_sft_hyperparameters(*, on_gpu: bool) -> dict[str, Any]:
+    """The first SFT's settings for the device the training worker found."""
+    return dict(FIRST_SFT_ON_GPU if on_gpu else FIRST_SFT_ON_CPU)

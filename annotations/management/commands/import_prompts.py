@@ -36,8 +36,13 @@ class Command(BaseCommand):
             raise CommandError(f"No valid rows read from {path or dataset}. {summary}")
         self.stdout.write(self.style.SUCCESS(summary))
         # Versions never evaluated (the base model, registered before any references existed) are
-        # evaluated once held-out references are here: evaluation answers this hook.
-        queued = [e for answer in hooks.announce(hooks.PROMPTS_IMPORTED) for e in answer or []]
-        if queued:
-            names = ", ".join(e.version.name for e in queued)
-            self.stdout.write(f"queued evaluation of {len(queued)} version(s) never evaluated: {names}")
+        # evaluated once held-out references are here, and training may queue the first SFT
+        # (AUTO_FIRST_SFT): the higher apps answer this hook with the job rows they queued.
+        queued = [row for answer in hooks.announce(hooks.PROMPTS_IMPORTED) for row in answer or []]
+        evaluations = [row for row in queued if hasattr(row, "version")]
+        if evaluations:
+            names = ", ".join(e.version.name for e in evaluations)
+            self.stdout.write(f"queued evaluation of {len(evaluations)} version(s) never evaluated: {names}")
+        for run in queued:
+            if getattr(run, "is_first_sft", False):
+                self.stdout.write(f"queued the first SFT run {run.pk} from {run.parent.name} (AUTO_FIRST_SFT)")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0003_versionactivation_overridden'),
+        ('training', '0004_first_sft'),
     ]
 
     operations = [
