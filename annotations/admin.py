@@ -61,6 +61,11 @@ class AnnotationItemAdmin(admin.ModelAdmin):
     readonly_fields = ("prompt", "model_version", "gold_candidate", "diversity", "created_at")
     inlines = [CandidateInline]
 
+    def save_model(self, request, obj, form, change):
+        if "judgements_needed" in form.changed_data:
+            obj.is_complete = False  # reopened; the next judgement re-checks (pool.with_open_slots still counts)
+        super().save_model(request, obj, form, change)
+
 
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):

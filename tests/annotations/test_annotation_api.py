@@ -243,3 +243,23 @@ def test_an_item_with_all_its_judgements_is_marked_complete_and_leaves_the_pool(
     api(chooser).post("/api/judgements/", {"assignment": shown["id"], "candidate": shown["candidates"][0]["id"]}, format="json")
     assert AnnotationItem.objects.get(assignments__id=shown["id"]).is_complete
     assert pool.ready_count(filled_pool) == ready - 1
+
+
+def test_raising_judgements_needed_in_the_admin_reopens_a_finished_item(filled_pool, make_user, api):
+    """Staff who ask for one more judgement on a finished item get it served again."""
+    from types import SimpleNamespace
+
+    from django.contrib.admin.sites import site
+
+    from annotations.models import AnnotationItem
+
+    chooser = make_user("chooser")
+    shown = api(chooser).get("/api/annotate/next/").json()["assignment"]
+    api(chooser).post("/api/judgements/", {"assignment": shown["id"], "candidate": shown["candidates"][0]["id"]}, format="json")
+    item = AnnotationItem.objects.get(assignments__id=shown["id"])
+    assert item.is_complete
+    item.judgements_needed += 1
+    site._registry[AnnotationItem].save_model(None, item, SimpleNamespace(changed_data=["judgements_needed"]), True)
+    item.refresh_from_db()
+    assert not item.is_complete
+    assert api(make_user("second")).get("/api/annotate/next/").status_code == 200

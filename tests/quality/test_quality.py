@@ -261,7 +261,7 @@ def test_alpha_on_known_judgements(settings, make_user, tiny_version, prompts, s
     overall = overall_agreement()
     assert (overall.judgements, overall.overlapping_items, overall.alpha, overall.agreement) == (2 * len(items), len(items), 1.0, 1.0)
 
-    AnnotationItem.objects.update(judgements_needed=3)
+    AnnotationItem.objects.update(judgements_needed=3, is_complete=False)
     annotate_everything(make_user("cat"), contrary, ms=5000)
     # per item: two answers agree, one differs; 8 items x 3 values, every value item-specific.
     n = 3 * len(items)
