@@ -286,3 +286,12 @@ def comparison_results(*, comparison: Comparison) -> ArenaResults:
             wins.append((sides[chosen], loser))
     names = comparison.versions.order_by("name").values_list("name", flat=True)
     return compute_results(wins, ties, versions=names)
+
+
+def versions_in_open_comparisons() -> dict[int, str]:
+    """Versions an open comparison still samples and serves: model-store retention keeps their weights."""
+    return {
+        pk: f"in the open arena comparison {name!r}"
+        for pk, name in Comparison.objects.filter(is_open=True).values_list("versions__id", "name")
+        if pk is not None
+    }

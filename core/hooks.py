@@ -14,6 +14,7 @@ from typing import Any
 POOL_LOW = "pool_low"  # kwargs: version — the active version's ready pool may need a refill
 VERSION_REGISTERED = "version_registered"  # kwargs: version_id — a new checkpoint is in the store
 PROMPTS_IMPORTED = "prompts_imported"  # no kwargs — answers: lists of job rows queued (evaluations, the first SFT run)
+RETENTION_KEEP = "retention_keep"  # no kwargs — answers: {version id: why its weights must stay}
 PROMOTION_CHECK = "promotion_check"  # kwargs: candidate, active — an object with .problem and .warning, or None
 
 _handlers: dict[str, list[Callable[..., Any]]] = defaultdict(list)

@@ -5,7 +5,8 @@ the generation worker converts beside them); lineage, metrics, ``version.json``,
 the data snapshot and the database row stay forever, so a pruned version can still be read,
 compared and retrained. A version is pruned only when it was never activated, is not the active
 version or an ancestor of it, is not among the ``keep_recent`` newest, is not the parent of a
-queued or running training run, and is no ancestor of any version kept for those reasons.
+queued or running training run, is not in use by a higher app (``hooks.RETENTION_KEEP``: the
+arena's open comparisons), and is no ancestor of any version kept for those reasons.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
+
+from core import hooks
 
 from .models import ModelVersion, TrainingRun, VersionActivation
 
@@ -100,6 +103,9 @@ def keep_reasons(keep_recent: int) -> dict[int, str]:
             reasons.setdefault(v.pk, "base model (lineage root)")
     for pk in TrainingRun.objects.unfinished().values_list("parent_id", flat=True):
         reasons.setdefault(pk, "parent of a queued or running training run")
+    for answer in hooks.announce(hooks.RETENTION_KEEP):  # e.g. the arena's open comparisons
+        for pk, why in (answer or {}).items():
+            reasons.setdefault(pk, why)
     recent = sorted(versions.values(), key=lambda v: (v.created_at, v.pk), reverse=True)[: max(0, keep_recent)]
     for v in recent:
         reasons.setdefault(v.pk, f"among the {keep_recent} newest")
