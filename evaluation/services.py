@@ -111,10 +111,8 @@ def retry_evaluation(*, evaluation: Evaluation) -> Evaluation:
 
 
 def _evaluate(evaluation: Evaluation) -> None:
-    from training.ml.evaluate import EvalConfig, evaluate_model
+    from training.ml.evaluate import EvalConfig, evaluate_model, load_toxicity_classifier
     from training.ml.generate import Generator
-
-    from training.ml.evaluate import load_toxicity_classifier
 
     from . import judges
 
@@ -277,8 +275,6 @@ def side_by_side(a: ModelVersion, b: ModelVersion, *, limit: int = 50) -> list[d
         if len(rows) >= limit:
             break
     return rows
-
-
 
 
 # --- the first model: activated on its own when it beats the base ----------------------------------
