@@ -129,7 +129,7 @@ def test_sign_up_annotate_review_train_activate(browser, live_server, filled_poo
     staff.fill("input[name=batch_size]", "2")
     staff.fill("input[name=learning_rate]", "0.001")
     shot(staff, "06-start-dpo")
-    staff.click("form button[type=submit]")
+    staff.click("form.filters button[type=submit]")  # not the first-model offer above it
     staff.wait_for_url("**/training/runs/*/")
     run = TrainingRun.objects.get()
     assert run.kind == "dpo" and run.data_snapshot["count"] == approved
