@@ -43,6 +43,25 @@ def get_connection():
     return client
 
 
+BLOCKING_SOCKET_TIMEOUT = 60  # seconds; above any wait_for_signal timeout (long polls are capped at 25 s)
+
+
+def get_blocking_connection():
+    """A client of its own for blocking reads (BLPOP). An RQ worker in the same process lowers the
+    socket timeout of the client it is given (``Worker._set_connection``), which would cut a long
+    wait short with "Timeout reading from socket"; this one keeps a timeout above any wait."""
+    from redis import ConnectionPool, Redis
+
+    shared = get_connection().connection_pool
+    key = "blocking:" + repr(sorted((k, str(v)) for k, v in shared.connection_kwargs.items() if k != "socket_timeout"))
+    client = _clients.get(key)
+    if client is None:
+        kwargs = {**shared.connection_kwargs, "socket_timeout": BLOCKING_SOCKET_TIMEOUT}
+        pool = ConnectionPool(connection_class=shared.connection_class, **kwargs)
+        client = _clients.setdefault(key, Redis(connection_pool=pool))
+    return client
+
+
 def check_redis() -> None:
     """Raise ``RedisUnavailable`` with a how-to-fix message when Redis does not answer."""
     try:
@@ -124,7 +143,7 @@ def wait_for_signal(key: str, timeout: float) -> bool:
     if timeout <= 0:
         return False
     try:
-        return get_connection().blpop([f"detox:{key}"], timeout=timeout) is not None
+        return get_blocking_connection().blpop([f"detox:{key}"], timeout=timeout) is not None
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         logger.error("%s", RedisUnavailable(exc))
         time.sleep(timeout)

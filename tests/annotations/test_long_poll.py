@@ -75,3 +75,24 @@ def test_waiting_slots_full_answers_at_once(db, settings, tiny_version, prompts,
 def test_a_bad_wait_is_refused_with_a_message(db, tiny_version, annotator, api, wait, message):
     response = api(annotator).get(f"/api/annotate/next/?wait={wait}")
     assert response.status_code == 400 and response.json() == {"wait": [message]}
+
+
+def test_an_rq_worker_in_the_same_process_does_not_cut_a_wait_short(db, caplog):
+    """An RQ worker lowers the shared client's socket timeout; the long poll's own client keeps waiting."""
+    from rq import SimpleWorker
+
+    from core import queues
+
+    shared = get_connection()
+    before = shared.connection_pool.connection_kwargs.get("socket_timeout")
+    try:
+        worker = SimpleWorker(["generation"], connection=shared)
+        worker.connection.connection_pool.connection_kwargs["socket_timeout"] = 0.2  # as a short worker timeout would
+        shared.connection_pool.reset()  # new connections take the lowered timeout
+        timer = threading.Timer(0.6, queues.signal, args=("long-poll-test", 1))
+        timer.start()
+        assert queues.wait_for_signal("long-poll-test", 2) is True
+        assert "Cannot reach Redis" not in caplog.text
+    finally:
+        shared.connection_pool.connection_kwargs["socket_timeout"] = before
+        shared.connection_pool.reset()

@@ -162,7 +162,7 @@ def test_sign_up_annotate_review_train_activate(browser, live_server, filled_poo
     page.wait_for_selector("#candidates button")
     assert shown_version("newbie") == "tiny"
     page.keyboard.press("1")
-    for _ in range(100):  # the page fetches the next item after the answer is saved
+    for _ in range(300):  # the page fetches the next item after the answer is saved (slow on a busy machine)
         if shown_version("newbie") == version.name:
             break
         page.wait_for_timeout(100)

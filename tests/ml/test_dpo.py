@@ -127,7 +127,9 @@ def test_loss_options_reach_trl_and_every_loss_type_is_one_trl_knows(tiny_checkp
 
     from training.ml.dpo import LOSS_TYPES
 
-    assert config(tiny_checkpoint, store).loss_arguments() == {"loss_type": ["sigmoid"]}
+    assert config(tiny_checkpoint, store, rpo_alpha=0).loss_arguments() == {"loss_type": ["sigmoid"]}
+    # The default adds RPO's SFT term: plain DPO lowered J in the learning-loop benchmark.
+    assert config(tiny_checkpoint, store).loss_arguments() == {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}
     rpo = config(tiny_checkpoint, store, loss_type="ipo", rpo_alpha=0.5).loss_arguments()
     assert rpo == {"loss_type": ["ipo", "sft"], "loss_weights": [1.0, 0.5]}
     DPOConfig(output_dir=str(store / "scratch"), use_cpu=True, bf16=False, **rpo)  # TRL accepts the combination
@@ -138,7 +140,7 @@ def test_loss_options_reach_trl_and_every_loss_type_is_one_trl_knows(tiny_checkp
 def test_rpo_alpha_adds_an_sft_term_and_logps_are_recorded(tiny_checkpoint, store, private_tempdir, dpo_records):
     import math
 
-    plain = run_dpo(config(tiny_checkpoint, store, max_steps=1), dpo_records)
+    plain = run_dpo(config(tiny_checkpoint, store, max_steps=1, rpo_alpha=0), dpo_records)
     rpo_cfg = DPORunConfig(
         parent_dir=tiny_checkpoint, output_dir=store / "dpo-2", learning_rate=1e-3, logging_steps=1, max_steps=1, rpo_alpha=1.0
     )

@@ -12,7 +12,7 @@ from training.ml.dpo import DPORunConfig, run_dpo
 from training.ml.families import CAUSAL, SEQ2SEQ, family_of
 from training.ml.generate import CT2_INT8, HF_FP32, DecodingConfig, Generator
 from training.ml.prompting import render_prompt
-from training.ml.seq2seq import IGNORE_INDEX, dpo_sigmoid_loss, sequence_logps
+from training.ml.seq2seq import IGNORE_INDEX, chosen_nll, dpo_sigmoid_loss, sequence_logps
 from training.ml.sft import SFTRunConfig, run_sft
 from training.ml.tiny import build_tiny_seq2seq_checkpoint
 
@@ -54,7 +54,7 @@ def test_seq2seq_sft_trains_and_saves_a_self_describing_checkpoint(tiny_t5, stor
 
 
 def test_seq2seq_dpo_moves_the_model_towards_chosen(tiny_t5, store, private_tempdir, dpo_records):
-    cfg = DPORunConfig(parent_dir=tiny_t5, output_dir=store / "dpo-1", max_steps=6, learning_rate=1e-3, logging_steps=1)
+    cfg = DPORunConfig(parent_dir=tiny_t5, output_dir=store / "dpo-1", max_steps=6, learning_rate=1e-3, logging_steps=1, rpo_alpha=0)
     result = run_dpo(cfg, dpo_records)
     losses = [entry["loss"] for entry in result.log_history if "loss" in entry]
     assert abs(losses[0] - 0.6931) < 1e-3  # policy == reference at the first step: -logsigmoid(0)
@@ -72,7 +72,7 @@ def test_seq2seq_lora_sft_is_saved_merged(tiny_t5, store, private_tempdir, sft_r
 
 
 def test_seq2seq_dpo_refuses_losses_it_does_not_implement(tiny_t5, store):
-    with pytest.raises(ValueError, match="encoder-decoder models train with loss_type 'sigmoid' and rpo_alpha 0 only"):
+    with pytest.raises(ValueError, match="encoder-decoder models train with loss_type 'sigmoid' only"):
         DPORunConfig(parent_dir=tiny_t5, output_dir=store / "x", loss_type="ipo").validate()
 
 
@@ -127,6 +127,19 @@ def test_dpo_loss_and_rewards_equal_trls_on_identical_inputs(tiny_checkpoint, tm
     assert trl_metrics["rewards/chosen"] == pytest.approx(float(chosen_rewards.mean()), abs=1e-5)
     assert trl_metrics["logps/chosen"] == pytest.approx(float(policy_chosen.mean()), abs=1e-4)
     assert trl_metrics["logps/rejected"] == pytest.approx(float(policy_rejected.mean()), abs=1e-4)
+
+    # RPO (the default rpo_alpha 1): TRL's sigmoid + "sft" losses equal ours plus chosen_nll.
+    rpo_args = DPOConfig(
+        **common_training_arguments(cfg, pick_device("cpu"), str(tmp_path)), beta=cfg.beta, **cfg.loss_arguments()
+    )
+    rpo_trainer = DPOTrainer(
+        model=trainer.model, ref_model=reference, args=rpo_args, train_dataset=build_dpo_dataset(dpo_records, tokenizer),
+        processing_class=tokenizer,
+    )
+    with torch.no_grad():
+        trl_rpo_loss = rpo_trainer.compute_loss(rpo_trainer.model, batch)
+    ours_rpo = loss + cfg.rpo_alpha * chosen_nll(policy_chosen, labels.chunk(2)[0])
+    assert cfg.rpo_alpha == 1.0 and torch.allclose(ours_rpo, trl_rpo_loss, atol=1e-5)
 
 
 def test_seq2seq_lora_dpo_is_saved_merged(tiny_t5, store, private_tempdir, dpo_records):

@@ -119,6 +119,12 @@ def dpo_sigmoid_loss(
     return loss, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
 
 
+def chosen_nll(policy_chosen: torch.Tensor, chosen_labels: torch.Tensor) -> torch.Tensor:
+    """RPO's term, TRL's "sft" loss: the mean negative log-likelihood over every chosen answer token
+    of the batch (``policy_chosen`` holds each row's summed log-probabilities)."""
+    return -policy_chosen.sum() / (chosen_labels != IGNORE_INDEX).sum().clamp(min=1)
+
+
 def dpo_features(
     records: Sequence[dict[str, Any]], tokenizer: Any, max_length: int, *, prefix: str | None = None
 ) -> list[dict[str, list[int]]]:
@@ -162,10 +168,11 @@ def _dpo_trainer_class() -> type:
     class Seq2SeqDPOTrainer(Trainer):
         """``Trainer`` whose loss is DPO's sigmoid loss against a frozen reference model; logs TRL's metric names."""
 
-        def __init__(self, *args: Any, ref_model: Any, beta: float, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, ref_model: Any, beta: float, rpo_alpha: float = 0.0, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.ref_model = ref_model.to(self.args.device).eval().requires_grad_(False)
             self.beta = beta
+            self.rpo_alpha = rpo_alpha
             self.model_accepts_loss_kwargs = False  # our loss is a batch mean; let Trainer scale accumulation
             self._metrics: dict[str, list[float]] = defaultdict(list)
 
@@ -181,6 +188,8 @@ def _dpo_trainer_class() -> type:
             loss, chosen_rewards, rejected_rewards = dpo_sigmoid_loss(
                 policy_chosen, policy_rejected, reference_chosen, reference_rejected, beta=self.beta
             )
+            if self.rpo_alpha:
+                loss = loss + self.rpo_alpha * chosen_nll(policy_chosen, labels.chunk(2)[0])
             for name, value in (
                 ("rewards/chosen", chosen_rewards.mean()),
                 ("rewards/rejected", rejected_rewards.mean()),
@@ -209,6 +218,7 @@ def dpo_trainer(cfg: DPORunConfig, records: Sequence[dict[str, Any]], device: De
         model=_with_lora(model, cfg),
         ref_model=reference,
         beta=cfg.beta,
+        rpo_alpha=float(cfg.rpo_alpha),
         args=training_arguments(cfg, device, scratch),
         train_dataset=dpo_features(records, tokenizer, cfg.max_length, prefix=task_prefix(cfg.parent_dir)),
         data_collator=PreferenceCollator(tokenizer.pad_token_id),
