@@ -29,7 +29,7 @@ from django.conf import settings  # noqa: E402
 
 from evaluation.services import fluency_lm_dir, heldout_prompts, latest_evaluation  # noqa: E402
 from training.ml.evaluate import EvalConfig, evaluate_outputs  # noqa: E402
-from training.models import ModelVersion  # noqa: E402
+from training.models import ModelVersion, TrainingRun  # noqa: E402
 
 METRICS = ("sta", "sim", "fl", "chrf", "j")
 
@@ -48,7 +48,7 @@ def version_row(version: ModelVersion) -> dict | None:
     if evaluation is None:
         return None
     rows = list(evaluation.outputs.values(*METRICS))
-    run = version.produced_by.order_by("id").last()
+    run = TrainingRun.objects.filter(result_version=version).first()
     row = {
         "version": version.name, "parent": version.parent.name if version.parent_id else None,
         "n": len(rows), "classifier": evaluation.meta.get("classifier"),
