@@ -1,0 +1,40 @@
+"""The learning-loop benchmark's simulated annotator judges like a careful person, without the
+evaluation's own scorers: offensive words learned from the training split, closeness to the references."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "dpo_round.py"
+
+
+@pytest.fixture
+def dpo_round(monkeypatch):
+    import django
+
+    monkeypatch.setattr(django, "setup", lambda: None)  # already set up; keep the test run's logging as it is
+    spec = importlib.util.spec_from_file_location("dpo_round_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_lexicon_holds_words_the_human_rewrites_delete(prompts, dpo_round):
+    lexicon = dpo_round.offensive_lexicon()
+    assert {"stupid", "idiot"} <= lexicon  # deleted from every training prompt's reference
+    assert "you" not in lexicon and "are" not in lexicon  # kept by the references
+
+
+def test_the_annotator_picks_a_clean_close_candidate_or_writes_the_reference(prompts, dpo_round):
+    annotator = dpo_round.Annotator("lexicon")
+    references = ["you are wrong 1"]
+    candidates = [SimpleNamespace(pk=1, text="you are a stupid idiot 1"), SimpleNamespace(pk=2, text="You are wrong 1.")]
+    assert annotator.choose(candidates, references) == (2, "")
+    assert annotator.choose(candidates[:1], references) == (None, "you are wrong 1")  # nothing clean: own rewrite
+
+
+def test_variants_parse_numbers_as_floats_and_keep_names_as_strings(dpo_round):
+    assert dpo_round.parse_variant("rpo_alpha=1,loss_type=ipo") == {"rpo_alpha": 1.0, "loss_type": "ipo"}
