@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from core import queues
-from training.ml.device import available_cores, generation_threads, limit_cpu_threads, set_generation_budget, split_cpu_threads
+from training.ml.device import available_cores, limit_cpu_threads, split_cpu_threads, take_thread_share
 
 from . import generation
 from .executor import execute_run
@@ -22,8 +22,7 @@ def refill_pool(version_id: int, slot: int = 0) -> int:
 
     The thread share is decided now, from whether a training run is RUNNING (every core if not, else 1).
     """
-    set_generation_budget(generation.generation_thread_budget())
-    limit_cpu_threads(generation_threads())
+    take_thread_share(generation.generation_thread_budget())
     try:
         return generation.refill_pool(version_id)
     finally:

@@ -87,6 +87,13 @@ def set_generation_budget(threads: int | None) -> None:
     _generation_budget = threads
 
 
+def take_thread_share(threads: int) -> None:
+    """Start a job with ``threads`` as its share: generators use it and torch is capped to it
+    (``GENERATION_THREADS`` / ``TORCH_NUM_THREADS`` still win, see ``generation_threads``)."""
+    set_generation_budget(threads)
+    limit_cpu_threads(generation_threads())
+
+
 def generation_threads(default: int | None = None) -> int:
     """CPU threads one generator may use.
 
