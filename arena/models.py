@@ -4,10 +4,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from core.jobs import JobRow, Lifecycle
+from core.jobs import JobRow, JobRowQuerySet, Lifecycle
 
 
-class ComparisonQuerySet(models.QuerySet):
+class ComparisonQuerySet(JobRowQuerySet):
     def with_counts(self) -> "ComparisonQuerySet":
         """Annotate ``matches_ready`` (generated matches), ``judgement_count`` (choices and ties), ``skip_count``."""
         return self.annotate(
@@ -31,6 +31,9 @@ class Comparison(JobRow):
         GENERATING = "generating", "Generating matches"
         READY = "ready", "Matches ready"
         FAILED = "failed", "Generation failed"
+
+    RUNNING_STATUS = Status.GENERATING
+    SUCCEEDED_STATUS = Status.READY
 
     name = models.CharField(max_length=200)
     versions = models.ManyToManyField("training.ModelVersion", related_name="comparisons")
@@ -62,14 +65,12 @@ class Comparison(JobRow):
 
     @property
     def is_generating(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.GENERATING)
+        return not self.is_finished
 
 
 ARENA_JOBS = Lifecycle(
     Comparison,
     queue="evaluation",  # batch work beside evaluations: the annotation pool's refills never wait behind it
     job="arena.jobs.generate_matches",
-    running=Comparison.Status.GENERATING,
-    succeeded=Comparison.Status.READY,
     heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
 )

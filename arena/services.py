@@ -248,7 +248,7 @@ def next_match(*, user, comparison: Comparison | None = None) -> Assignment | No
 
 def is_generating(comparison: Comparison | None = None) -> bool:
     """Whether matches may still appear (an open comparison whose generation is queued or running)."""
-    comparisons = Comparison.objects.filter(is_open=True, status__in=[Comparison.Status.QUEUED, Comparison.Status.GENERATING])
+    comparisons = Comparison.objects.filter(is_open=True).unfinished()
     return comparisons.filter(pk=comparison.pk).exists() if comparison is not None else comparisons.exists()
 
 

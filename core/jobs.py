@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import DatabaseError, close_old_connections, models
 from django.utils import timezone
@@ -27,8 +27,29 @@ from . import queues
 logger = logging.getLogger(__name__)
 
 
+class JobRowQuerySet(models.QuerySet):
+    """Job rows by where they stand in their lifecycle, with the status names of their model."""
+
+    def unfinished(self) -> "JobRowQuerySet":
+        """Queued or running: the job may still change something."""
+        return self.filter(status__in=self.model.unfinished_statuses())
+
+    def succeeded(self) -> "JobRowQuerySet":
+        return self.filter(status=self.model.SUCCEEDED_STATUS)
+
+    def unfinished_or_succeeded(self) -> "JobRowQuerySet":
+        """Every job that did not fail (or get cancelled): done, or still on its way to done."""
+        return self.filter(status__in=(*self.model.unfinished_statuses(), self.model.SUCCEEDED_STATUS))
+
+
 class JobRow(models.Model):
-    """The fields every job row shares; each model keeps its own ``status`` choices."""
+    """The fields every job row shares; each model keeps its own ``status`` choices and names its
+    lifecycle's statuses here when they differ from the usual ones (arena's "generating")."""
+
+    QUEUED_STATUS: ClassVar[str] = "queued"
+    RUNNING_STATUS: ClassVar[str] = "running"
+    SUCCEEDED_STATUS: ClassVar[str] = "succeeded"
+    FAILED_STATUS: ClassVar[str] = "failed"
 
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
@@ -39,8 +60,18 @@ class JobRow(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = JobRowQuerySet.as_manager()
+
     class Meta:
         abstract = True
+
+    @classmethod
+    def unfinished_statuses(cls) -> tuple[str, str]:
+        return (cls.QUEUED_STATUS, cls.RUNNING_STATUS)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.unfinished_statuses()
 
 
 def process_alive(pid: int) -> bool:
@@ -55,15 +86,15 @@ def process_alive(pid: int) -> bool:
 
 @dataclass
 class Lifecycle:
-    """The status names of one job model and the transitions between them."""
+    """The transitions of one job model, between the status names it declares (``JobRow.*_STATUS``)."""
 
     model: type[JobRow]
     queue: str
     job: str  # dotted path of the RQ entry point, called with the row's id
-    running: str = "running"
-    succeeded: str = "succeeded"
-    queued: str = "queued"
-    failed: str = "failed"
+    running: str = field(init=False)
+    succeeded: str = field(init=False)
+    queued: str = field(init=False)
+    failed: str = field(init=False)
     heartbeat_timeout: Callable[[], int] = lambda: 300
     on_reaped: Callable[[Any], None] | None = None  # e.g. remove partial output
     job_timeout: Callable[[], int | None] = lambda: None
@@ -72,6 +103,8 @@ class Lifecycle:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.model._meta.label_lower
+        self.queued, self.running = self.model.QUEUED_STATUS, self.model.RUNNING_STATUS
+        self.succeeded, self.failed = self.model.SUCCEEDED_STATUS, self.model.FAILED_STATUS
         LIFECYCLES[self.name] = self
 
     # --- enqueue ---------------------------------------------------------------------------------

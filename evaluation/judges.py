@@ -105,7 +105,7 @@ def queue_judge_training(*, user=None, enqueue: bool = True) -> JudgeTraining:
     while one is queued or running (409) or before there is data to train and measure on (400)."""
     from .services import heldout_prompts
 
-    pending = JudgeTraining.objects.filter(status__in=[JudgeTraining.Status.QUEUED, JudgeTraining.Status.RUNNING]).first()
+    pending = JudgeTraining.objects.unfinished().first()
     if pending is not None:
         raise ActionRefused(f"Judge training {pending.pk} is already {pending.status}.", 409)
     if not reference_prompts().exists():

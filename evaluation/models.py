@@ -7,11 +7,6 @@ from django.db import models
 from core.jobs import JobRow, Lifecycle
 
 
-class EvaluationQuerySet(models.QuerySet):
-    def succeeded(self) -> "EvaluationQuerySet":
-        return self.filter(status=Evaluation.Status.SUCCEEDED)
-
-
 class Evaluation(JobRow):
     """STA, SIM, FL, chrF and J of one version on a seeded sample of held-out prompts (greedy decoding)."""
 
@@ -30,8 +25,6 @@ class Evaluation(JobRow):
     meta = models.JSONField(default=dict, blank=True, help_text="Classifier, embedder, fluency mode, versions...")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = EvaluationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -50,7 +50,7 @@ def evaluate_unevaluated_versions(*, user=None) -> list[Evaluation]:
     if not heldout_prompts().exists():
         return []
     waiting = ModelVersion.objects.exclude(
-        evaluations__status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING, Evaluation.Status.SUCCEEDED]
+        pk__in=Evaluation.objects.unfinished_or_succeeded().values("version_id")
     ).order_by("id")
     return [queue_evaluation(version=version, user=user) for version in waiting]
 
@@ -313,7 +313,7 @@ def activate_first_model_if_better(run: TrainingRun) -> str:
 
 
 def _evaluate_if_nothing_pending(version: ModelVersion) -> None:
-    pending = version.evaluations.filter(status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING]).exists()
+    pending = version.evaluations.unfinished().exists()
     if not pending:
         try:
             queue_evaluation(version=version)

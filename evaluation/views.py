@@ -35,7 +35,7 @@ def versions(request):
             "depth": len(v.lineage()) - 1,
             "versus_active": compare_versions(v, active) if active is not None and v.pk != active.pk else None,
             "hyperparameters": as_items(v.hyperparameters),
-            "evaluating": v.evaluations.filter(status__in=["queued", "running"]).exists(),
+            "evaluating": v.evaluations.unfinished().exists(),
             "first_sft": first_runs.get(v.pk),
         }
         for v in all_versions

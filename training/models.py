@@ -97,11 +97,6 @@ class VersionActivation(models.Model):
         return f"{self.previous} → {self.version} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
-class TrainingRunQuerySet(models.QuerySet):
-    def unfinished(self) -> "TrainingRunQuerySet":
-        return self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
-
-
 class TrainingRun(JobRow):
     """One SFT or DPO run: its row owns the job's truth (status, progress, error), clients poll it."""
 
@@ -115,8 +110,6 @@ class TrainingRun(JobRow):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
-
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -146,8 +139,6 @@ class TrainingRun(JobRow):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = TrainingRunQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -169,10 +160,6 @@ class TrainingRun(JobRow):
 
     def __str__(self) -> str:
         return f"{self.kind} run {self.pk} [{self.status}]"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
 
     @property
     def rows_used(self) -> int:

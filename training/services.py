@@ -167,10 +167,7 @@ def first_sft_parent() -> ModelVersion | None:
 def first_sft_refusal() -> str | None:
     """Why the first SFT is not offered now, or None when it is: a base version exists, nothing was
     trained from it, no SFT run is queued, running or done, and human references are imported."""
-    busy = TrainingRun.objects.filter(
-        kind=TrainingRun.Kind.SFT,
-        status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING, TrainingRun.Status.SUCCEEDED],
-    ).order_by("id").first()
+    busy = TrainingRun.objects.filter(kind=TrainingRun.Kind.SFT).unfinished_or_succeeded().order_by("id").first()
     if busy is not None:
         return f"SFT run {busy.pk} is already {busy.status}; the first model needs no other."
     trained = ModelVersion.objects.filter(parent__isnull=False).order_by("id").first()

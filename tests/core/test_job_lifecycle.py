@@ -46,6 +46,21 @@ def test_every_job_kind_is_registered_with_the_reaper():
     assert {"training.trainingrun", "evaluation.evaluation", "arena.comparison"} <= set(jobs.LIFECYCLES)
 
 
+def test_every_job_kind_answers_which_rows_are_unfinished(tiny_version):
+    """One queryset on the shared base: arena's "generating" is its running, a cancelled run is finished."""
+    for status in ("queued", "running", "succeeded", "failed"):
+        Evaluation.objects.create(version=tiny_version, sample_size=1, status=status)
+    assert sorted(tiny_version.evaluations.unfinished().values_list("status", flat=True)) == ["queued", "running"]
+    assert sorted(Evaluation.objects.unfinished_or_succeeded().values_list("status", flat=True)) == ["queued", "running", "succeeded"]
+    for status in ("queued", "generating", "ready", "failed"):
+        Comparison.objects.create(name=status, status=status)
+    assert sorted(Comparison.objects.unfinished().values_list("status", flat=True)) == ["generating", "queued"]
+    assert Comparison.objects.succeeded().get().status == "ready" == ARENA_JOBS.succeeded
+    assert Comparison.objects.get(status="generating").is_generating and ARENA_JOBS.running == "generating"
+    run = TrainingRun.objects.create(kind="sft", parent=tiny_version, output_directory="x", status="cancelled")
+    assert run.is_finished and not TrainingRun.objects.unfinished().exists()
+
+
 def test_failed_enqueue_is_recorded_on_the_run_and_it_can_be_retried(
     django_capture_on_commit_callbacks, staff, tiny_version, prompts, redis_down, settings
 ):
