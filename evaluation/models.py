@@ -56,11 +56,19 @@ class EvaluationOutput(models.Model):
         return self.output[:80]
 
 
+def _settle_after_reaping(evaluation: Evaluation) -> None:
+    """A reaped evaluation failed like any other: the first-model decision waiting on it moves on."""
+    from .services import settle_after_evaluation
+
+    settle_after_evaluation(evaluation)
+
+
 EVALUATION_JOBS = Lifecycle(
     Evaluation,
     queue="evaluation",
     job="evaluation.jobs.evaluate_version",
     heartbeat_timeout=lambda: settings.JOB_HEARTBEAT_TIMEOUT,
+    on_reaped=_settle_after_reaping,
 )
 
 

@@ -94,12 +94,18 @@ def run_evaluation(evaluation_id: int) -> Evaluation:
     except Exception as exc:  # recorded on the row; versions and annotations are untouched
         logger.exception("evaluation %s failed", evaluation_id)
         EVALUATION_JOBS.fail(evaluation_id, exc)
-        return Evaluation.objects.get(pk=evaluation_id)
+    settle_after_evaluation(evaluation)
+    return Evaluation.objects.get(pk=evaluation_id)
+
+
+def settle_after_evaluation(evaluation: Evaluation) -> None:
+    """Let the first-SFT decisions waiting on ``evaluation``'s version move on, whether it succeeded or
+    failed (the job's end, and the reaper's for a dead worker). Never raises: the evaluation's own
+    outcome is already recorded, and staff can still activate by hand."""
     try:
         settle_first_sft_runs(evaluation.version)
-    except Exception:  # the evaluation itself succeeded; staff can still activate by hand
-        logger.exception("could not settle first-SFT runs after evaluation %s", evaluation_id)
-    return Evaluation.objects.get(pk=evaluation_id)
+    except Exception:
+        logger.exception("could not settle first-SFT runs after evaluation %s", evaluation.pk)
 
 
 def retry_evaluation(*, evaluation: Evaluation) -> Evaluation:
@@ -280,9 +286,13 @@ def side_by_side(a: ModelVersion, b: ModelVersion, *, limit: int = 50) -> list[d
 # --- the first model: activated on its own when it beats the base ----------------------------------
 
 
+# A failed evaluation is queued once more before the first-model decision gives up on it.
+FIRST_MODEL_EVALUATION_ATTEMPTS = 2
+
+
 def settle_first_sft_runs(version: ModelVersion) -> list[TrainingRun]:
-    """After an evaluation of ``version`` succeeded: decide every finished first-SFT run that waits
-    on it (as the new version or as its parent). Returns the runs decided now."""
+    """After an evaluation of ``version`` finished (succeeded or failed): decide every finished
+    first-SFT run that waits on it (as the new version or as its parent). Returns the runs decided now."""
     waiting = TrainingRun.objects.filter(
         is_first_sft=True, status=TrainingRun.Status.SUCCEEDED, auto_activation=""
     ).filter(Q(result_version=version) | Q(parent=version))
@@ -294,7 +304,9 @@ def activate_first_model_if_better(run: TrainingRun) -> str:
     parent is still active, the promotion gate raises no problem and the whole paired interval of ΔJ
     lies above 0 (nobody looked at it, so "within noise" is not enough). The outcome and its reason
     are stored on the run (``auto_activation``) and returned; "" while an evaluation is still missing
-    (one is queued for a version that has none pending). Decided once, under a row lock.
+    (one is queued for a version that has none pending). A version whose evaluation failed
+    ``FIRST_MODEL_EVALUATION_ATTEMPTS`` times since the run started settles it as not activated, so
+    the decision never waits forever. Decided once, under a row lock.
     """
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update(of=("self",)).select_related("parent", "result_version").get(pk=run.pk)
@@ -303,13 +315,36 @@ def activate_first_model_if_better(run: TrainingRun) -> str:
         candidate, base = run.result_version, run.parent
         for version in (candidate, base):
             if latest_evaluation(version) is None:
-                _evaluate_if_nothing_pending(version)
-                return ""
-        outcome = _first_model_outcome(candidate, base)
+                outcome = _evaluation_failed_outcome(version, run=run)
+                if outcome is None:
+                    _evaluate_if_nothing_pending(version)
+                    return ""
+                break
+        else:
+            outcome = _first_model_outcome(candidate, base)
         run.auto_activation = outcome
         run.save(update_fields=["auto_activation"])
     logger.info("first SFT run %s: %s", run.pk, outcome)
     return outcome
+
+
+def _evaluation_failed_outcome(version: ModelVersion, *, run: TrainingRun) -> str | None:
+    """The decision when ``version`` has no evaluation pending and its evaluations failed
+    ``FIRST_MODEL_EVALUATION_ATTEMPTS`` times since ``run`` started; None while it may still succeed."""
+    if version.evaluations.unfinished().exists():
+        return None
+    failed = version.evaluations.filter(status=Evaluation.Status.FAILED, created_at__gte=run.created_at)
+    attempts = failed.count()
+    if attempts < FIRST_MODEL_EVALUATION_ATTEMPTS:
+        return None
+    last = failed.order_by("-finished_at", "-id").first()
+    role = "its parent" if version.pk == run.parent_id else "the new version"
+    error = " ".join(last.error.split()).rstrip(".")
+    error = error if len(error) <= 300 else error[:299] + "…"
+    return (
+        f"Not activated: the evaluation of {version.name} ({role}) failed {attempts} times (last error: {error}). "
+        "Evaluate it again on the versions page once that is fixed, then activate by hand."
+    )
 
 
 def _evaluate_if_nothing_pending(version: ModelVersion) -> None:

@@ -237,3 +237,37 @@ def test_a_finished_evaluation_settles_the_first_model(settings, tiny_version, h
         assert first_run.auto_activation.startswith(("Activated: it beats tiny", "Not activated: "))
     finally:
         shutil.rmtree(tiny_store / "sft-first", ignore_errors=True)
+
+
+def test_a_failed_base_evaluation_is_queued_once_more_then_the_decision_says_so(api, staff, tiny_version, heldout, first_run, settings):
+    from evaluation.services import queue_evaluation, run_evaluation
+
+    evaluated_on(first_run.result_version, heldout, noisy(0.6))
+    settings.EVAL_TOXICITY_CLASSIFIER = "trained"  # no judge is trained: every evaluation fails at once
+    assert run_evaluation(queue_evaluation(version=tiny_version, enqueue=False).pk).status == "failed"
+    again = Evaluation.objects.get(version=tiny_version, status="queued")  # the first failure is retried
+    first_run.refresh_from_db()
+    assert first_run.auto_activation == ""
+    assert run_evaluation(again.pk).status == "failed"
+    first_run.refresh_from_db()
+    assert first_run.auto_activation.startswith(
+        "Not activated: the evaluation of tiny (its parent) failed 2 times (last error: RuntimeError: "
+        "EVAL_TOXICITY_CLASSIFIER=trained but no judge is trained at "
+    )
+    assert first_run.auto_activation.endswith("Evaluate it again on the versions page once that is fixed, then activate by hand.")
+    assert not tiny_version.evaluations.unfinished().exists() and ModelVersion.objects.active() == tiny_version
+    assert api(staff).get(f"/api/training-runs/{first_run.pk}/").json()["auto_activation"] == first_run.auto_activation
+    assert "Not activated: the evaluation of tiny (its parent) failed 2 times" in page(staff, f"/training/runs/{first_run.pk}/")
+    assert "First model: Not activated: the evaluation of tiny" in page(staff, "/training/versions/")
+
+
+def test_an_evaluation_whose_worker_died_counts_as_failed_for_the_first_model(tiny_version, heldout, first_run):
+    from core import jobs
+
+    evaluated_on(first_run.result_version, heldout, noisy(0.6))
+    dead = Evaluation.objects.create(
+        version=tiny_version, sample_size=4, status="running", worker_pid=2**22 + 12345,
+        worker_host=__import__("socket").gethostname(),
+    )
+    assert jobs.reap_all() == {"evaluation.evaluation": [dead.pk]}
+    assert Evaluation.objects.filter(version=tiny_version, status="queued").count() == 1  # queued once more
