@@ -33,6 +33,7 @@ def versions(request):
             "version": v,
             "metrics": latest_metrics(v),
             "depth": len(v.lineage()) - 1,
+            "family": v.family,
             "versus_active": compare_versions(v, active) if active is not None and v.pk != active.pk else None,
             "hyperparameters": as_items(v.hyperparameters),
             "evaluating": v.evaluations.unfinished().exists(),

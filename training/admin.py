@@ -10,7 +10,7 @@ from .models import ModelVersion, VersionActivation
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "parent", "is_active", "pruned_at", "device", "created_at")
+    list_display = ("name", "kind", "family", "parent", "is_active", "pruned_at", "device", "created_at")
     list_filter = ("kind", "is_active", ("pruned_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "notes")
     readonly_fields = (

@@ -8,6 +8,7 @@ from django.db import models
 
 from core.actions import ActionRefused
 from core.jobs import JobRow, Lifecycle
+from training.ml.families import family_of
 
 
 class ModelVersionQuerySet(models.QuerySet):
@@ -59,6 +60,12 @@ class ModelVersion(models.Model):
     @property
     def is_pruned(self) -> bool:
         return self.pruned_at is not None
+
+    @property
+    def family(self) -> str | None:
+        """``causal`` or ``seq2seq``, from the checkpoint's own ``config.json`` (JSON only: the web process
+        may ask); None when the directory holds no config (the checkpoint is gone)."""
+        return family_of(self.path) if (self.path / "config.json").is_file() else None
 
     def refuse_if_pruned(self, use: str) -> None:
         """Raise ``ActionRefused`` (409) when this version's weights were pruned, naming ``use`` (e.g. "activated")."""

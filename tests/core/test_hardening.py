@@ -417,6 +417,7 @@ def openapi_schema(django_db_blocker):
         ("Judgement", "chosen_text"),
         ("Judgement", "model_version"),
         ("ScoredVersion", "parent"),
+        ("ScoredVersion", "family"),
         ("PreferencePair", "model_version"),
         ("PreferencePair", "reviewed_by"),
         ("PreferencePair", "chosen_candidate"),

@@ -233,3 +233,23 @@ def test_evaluation_api_roles(api, annotator, reviewer, staff, tiny_version, hel
     assert api(reviewer).post("/api/evaluations/", {"version": tiny_version.pk}, format="json").status_code == 403
     created = api(staff).post("/api/evaluations/", {"version": tiny_version.pk, "sample_size": 2}, format="json")
     assert created.status_code == 201 and created.json()["status"] == "queued"
+
+
+def test_versions_page_and_api_show_each_versions_model_family(api, staff, tiny_version, settings, tmp_path):
+    import json
+    import shutil
+
+    shutil.copytree(settings.MODEL_STORE / "tiny", tmp_path / "tiny")
+    settings.MODEL_STORE = tmp_path
+    (tmp_path / "t5-base").mkdir()
+    (tmp_path / "t5-base" / "config.json").write_text(json.dumps({"model_type": "t5", "is_encoder_decoder": True}))
+    ModelVersion.objects.create(name="t5-base", kind="base", directory="t5-base")
+    ModelVersion.objects.create(name="gone", kind="sft", directory="gone", parent=tiny_version)
+    listed = {v["name"]: v["family"] for v in api(staff).get("/api/versions/").json()["results"]}
+    assert listed == {"tiny": "causal", "t5-base": "seq2seq", "gone": None}
+    client = Client()
+    client.force_login(staff)
+    page = client.get("/training/versions/").content.decode()
+    assert "<th>Family</th>" in page
+    assert 'title="encoder-decoder (T5/BART-style)">seq2seq</span>' in page and 'title="decoder-only">causal</span>' in page
+    assert 'title="no config.json in the checkpoint directory">–</span>' in page

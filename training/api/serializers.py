@@ -14,11 +14,16 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         help_text="First SFT: whether it was activated on its own after both evaluations, and why; "
         "empty while undecided, null for other versions.",
     )
+    family = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="causal (decoder-only) or seq2seq (encoder-decoder), from the checkpoint's config.json; "
+        "null when the checkpoint directory has no config.",
+    )
 
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "name", "kind", "parent", "is_active", "directory", "source", "hyperparameters", "metrics",
+            "id", "name", "kind", "family", "parent", "is_active", "directory", "source", "hyperparameters", "metrics",
             "data_snapshot", "library_versions", "device", "notes", "created_at", "auto_activation",
             "pruned_at", "pruned_bytes",
         ]
