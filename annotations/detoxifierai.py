@@ -19,6 +19,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 
+from core.roles import make_system_account
+
 from .importers import PromptRecord, RowError, import_prompts
 from .models import (
     AnnotationItem,
@@ -153,10 +155,13 @@ def import_preferences(
 
 
 def _importer(username: str):
+    """The account imported judgements belong to; one created here is a system account (nobody signs
+    in as it, and quality reports do not count it as an annotator). An existing account is used as it is."""
     user, created = get_user_model().objects.get_or_create(username=username)
     if created:
-        user.set_unusable_password()  # a bookkeeping account: nobody signs in as it
+        user.set_unusable_password()
         user.save(update_fields=["password"])
+        make_system_account(user)
     return user
 
 

@@ -1,10 +1,15 @@
-"""Roles: annotator (every user), reviewer (the ``reviewer`` group, or staff), admin (staff)."""
+"""Roles: annotator (every user), reviewer (the ``reviewer`` group, or staff), admin (staff); and
+system accounts (the ``system-account`` group), which own imported work but are not people."""
 from __future__ import annotations
 
 from django.contrib.auth.models import Group
+from django.db.models import QuerySet
 from rest_framework.permissions import BasePermission
 
 REVIEWER_GROUP = "reviewer"
+# Bookkeeping accounts such as the DetoxifierAI importer: their judgements are a file's, not a person's,
+# so per-annotator quality (accuracy, agreement, position bias, speed) leaves them out.
+SYSTEM_GROUP = "system-account"
 
 
 def is_reviewer(user) -> bool:
@@ -20,6 +25,21 @@ def role_of(user) -> str:
 def make_reviewer(user) -> None:
     group, _ = Group.objects.get_or_create(name=REVIEWER_GROUP)
     user.groups.add(group)
+
+
+def make_system_account(user) -> None:
+    """Mark ``user`` as a bookkeeping account (an importer), never counted as an annotator."""
+    group, _ = Group.objects.get_or_create(name=SYSTEM_GROUP)
+    user.groups.add(group)
+
+
+def is_system_account(user) -> bool:
+    return user.groups.filter(name=SYSTEM_GROUP).exists()
+
+
+def by_people(rows: QuerySet, user_field: str = "user") -> QuerySet:
+    """``rows`` without those of system accounts, ``user_field`` naming the rows' user."""
+    return rows.exclude(**{f"{user_field}__groups__name": SYSTEM_GROUP})
 
 
 class IsReviewer(BasePermission):

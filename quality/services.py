@@ -17,6 +17,7 @@ from django.db.models import Count, F, Q, QuerySet
 
 from annotations.models import AnnotationItem, Candidate, Judgement, PreferencePair
 from core.actions import ActionRefused
+from core.roles import by_people
 from training.models import ModelVersion
 
 from . import metrics
@@ -138,7 +139,8 @@ class _Answer:
 
 
 def _answers(version: ModelVersion | None = None) -> list[_Answer]:
-    judgements = Judgement.objects.all()
+    """People's judgements: a system account's (an importer's) are a file's choices, not an annotator's."""
+    judgements = by_people(Judgement.objects.all())
     if version is not None:
         judgements = judgements.filter(item__model_version=version)
     rows = judgements.order_by().values_list(

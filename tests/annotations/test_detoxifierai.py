@@ -100,3 +100,23 @@ def test_round_trip_through_export(tiny_version, reviewer, no_heldout, tmp_path)
     review.approve_pairs(reviewer=reviewer, pairs=PreferencePair.objects.filter(prompt__text="shut up you fool"))
     call_command("export", str(tmp_path / "approved"), "--what", "detoxifierai")
     assert json.loads((tmp_path / "approved" / "user_preferences.json").read_text()) == [ENTRIES[1]]
+
+
+def test_importer_accounts_made_before_system_accounts_are_marked_by_the_migration(tiny_version, make_user, tmp_path):
+    """The importer's own account (no password) joins the system accounts; a person named with
+    --importer stays a person."""
+    import importlib
+
+    from django.apps import apps
+
+    from core.roles import is_system_account
+
+    migration = importlib.import_module("annotations.migrations.0006_mark_importer_system_accounts")
+    alice = make_user("alice")
+    call_command("import_preferences", write(tmp_path / "a.json", ENTRIES[:2]), "--format", "detoxifierai")
+    call_command("import_preferences", write(tmp_path / "b.json", ENTRIES[2:]), "--format", "detoxifierai", "--importer", "alice")
+    importer = Judgement.objects.filter(user__username="detoxifierai").first().user
+    assert is_system_account(importer) and not is_system_account(alice)
+    importer.groups.clear()  # as an account created before system accounts existed
+    migration.mark_importer_accounts(apps, None)
+    assert is_system_account(importer) and not is_system_account(alice)

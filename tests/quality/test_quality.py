@@ -355,6 +355,35 @@ def test_quality_api_reports(api, reviewer, spammer_scenario):
     assert len(gold) == 3 and {g["answered"] for g in gold} == {3} and all(g["gold_text"] == BEST for g in gold)
 
 
+def test_the_detoxifierai_importer_is_no_annotator_in_the_reports(api, reviewer, annotator, filled_pool, tiny_version, tmp_path):
+    """Its judgements are a file's choices (always position 1, no time spent), not a person's."""
+    import json
+
+    from annotations.detoxifierai import import_preferences, read_preferences
+    from annotations.models import Judgement
+    from core.roles import is_system_account
+
+    path = tmp_path / "user_preferences.json"
+    path.write_text(json.dumps(
+        [{"toxic": f"you dumb fool {i}", "chosen": f"you are wrong {i}", "rejected": [f"you fool {i}"]} for i in range(5)]
+    ))
+    import_preferences(read_preferences(path), version=tiny_version)
+    assert Judgement.objects.filter(user__username="detoxifierai").count() == 5
+    assert is_system_account(Judgement.objects.filter(user__username="detoxifierai").first().user)
+    for _ in range(2):
+        shown = services.next_assignment(user=annotator)
+        services.submit_judgement(user=annotator, assignment_id=shown.pk, candidate_id=shown.candidate_order[1], time_spent_ms=3000)
+    assert [r.username for r in annotator_report()] == ["ann"] and not is_system_account(annotator)
+    assert overall_agreement().judgements == 2
+    (version,) = version_report()
+    assert version.judgements == 2 and version.mean_chosen_position == 2
+    body = api(reviewer).get("/api/quality/annotators/").json()
+    assert [r["username"] for r in body["results"]] == ["ann"] and body["overall"]["judgements"] == 2
+    client = Client()
+    client.force_login(reviewer)
+    assert "detoxifierai" not in client.get("/quality/").content.decode()
+
+
 # --- roles -----------------------------------------------------------------------------------------
 
 
