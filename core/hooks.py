@@ -2,8 +2,9 @@
 
 Annotations asks for more candidates when its pool runs low (training generates them); training
 announces a registered version (evaluation evaluates it) and asks whether a promotion is allowed
-(evaluation's gate answers with a problem, which needs an override, and a warning). Handlers are registered in the higher app's ``AppConfig.ready()``, so
-imports keep pointing down.
+(evaluation's gate answers with a problem, which needs an override, and a warning) and which toxicity
+judge SFT cleaning should use (evaluation's STA judge). Handlers are registered in the higher app's
+``AppConfig.ready()``, so imports keep pointing down.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ VERSION_REGISTERED = "version_registered"  # kwargs: version_id — a new checkp
 PROMPTS_IMPORTED = "prompts_imported"  # no kwargs — answers: lists of job rows queued (evaluations, the first SFT run)
 RETENTION_KEEP = "retention_keep"  # no kwargs — answers: {version id: why its weights must stay}
 PROMOTION_CHECK = "promotion_check"  # kwargs: candidate, active — an object with .problem and .warning, or None
+TOXICITY_JUDGE = "toxicity_judge"  # no kwargs — answers: the classifier spec STA is scored with (a name or a path)
 
 _handlers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 

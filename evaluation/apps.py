@@ -9,8 +9,9 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         from core import hooks
 
-        from . import services
+        from . import judges, services
 
         hooks.register(hooks.VERSION_REGISTERED, services.queue_evaluation_if_possible)
+        hooks.register(hooks.TOXICITY_JUDGE, judges.judge_for_cleaning)
         hooks.register(hooks.PROMOTION_CHECK, services.promotion_check)
         hooks.register(hooks.PROMPTS_IMPORTED, services.evaluate_unevaluated_versions)

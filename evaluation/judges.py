@@ -47,6 +47,16 @@ def classifier_spec() -> str:
     return choice
 
 
+def judge_for_cleaning() -> str:
+    """The judge SFT cleaning drops still-toxic references with (``hooks.TOXICITY_JUDGE``): the one STA
+    is scored with, so a model is not trained on what its evaluation counts as toxic; profanity-check
+    while ``EVAL_TOXICITY_CLASSIFIER=trained`` has no judge trained yet."""
+    try:
+        return classifier_spec()
+    except ActionRefused:
+        return DEFAULT_CLASSIFIER
+
+
 def other_judges(spec: str) -> dict[str, str]:
     """The judge reported beside ``spec`` as ``sta_<key>``: profanity-check beside a trained judge,
     the trained judge beside profanity-check (when one exists); nothing otherwise."""

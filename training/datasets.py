@@ -3,8 +3,12 @@
 Records carry their row ids next to the text (``prompt_id``, ``pair_id``) so the snapshot saved with
 a run, and with the checkpoint it produces, says exactly which rows were used. The rows come from
 ``annotations.records`` (the queries exports use too: nothing of a held-out prompt), then are cleaned
-(``training.ml.data.clean_references``, ``reconcile_preferences``); what cleaning dropped is counted
-in the snapshot summary.
+(``training.ml.data``); what cleaning dropped is counted in the snapshot summary.
+
+SFT references are cleaned in two halves: echoes of their input when the run is started, and the
+references evaluation's toxicity judge still flags in the training worker (``finish_sft_cleaning``),
+because that judge may need torch (a trained judge embeds sentences) and the web process that starts
+runs never loads it.
 """
 from __future__ import annotations
 
@@ -15,7 +19,11 @@ from typing import Any
 from django.db.models import Q
 
 from annotations.records import approved_pairs, gold_rewrites, parse_since, reference_prompts
-from training.ml.data import clean_references, reconcile_preferences
+from core import hooks
+from training.ml.data import drop_echoes, drop_toxic, read_jsonl, reconcile_preferences, write_jsonl
+from training.ml.evaluate import DEFAULT_CLASSIFIER
+
+TOXICITY_PENDING = "pending"  # the references' toxicity filter still has to run (in the training worker)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ def _approved_pairs(filters: DataFilters):
 
 
 def sft_data(filters: DataFilters) -> TrainingData:
-    """Human references of non-held-out prompts (echoes and still-toxic ones dropped) + approved gold rewrites."""
+    """Human references of non-held-out prompts (echoes dropped; still-toxic ones are dropped by
+    ``finish_sft_cleaning`` in the worker) + approved gold rewrites."""
     records: list[dict[str, Any]] = []
     cleaning: dict[str, Any] = {}
     if filters.include_references:
@@ -76,12 +85,42 @@ def sft_data(filters: DataFilters) -> TrainingData:
             for prompt in reference_prompts(source=filters.source).only("id", "text", "references").iterator(chunk_size=2000)
             for ref in prompt.references
         ]
-        records, cleaning = clean_references(references)
+        records, cleaning = drop_echoes(references)
+        cleaning["toxicity_filter"] = TOXICITY_PENDING
     if filters.include_gold_rewrites:
         pairs = _approved_pairs(filters)
         for group in gold_rewrites(pairs):
             records.append({"prompt": group[0].prompt.text, "completion": group[0].chosen_text, "pair_id": group[0].id})
     return TrainingData(records, {"references": cleaning} if cleaning else {})
+
+
+def cleaning_judge() -> str:
+    """The toxicity classifier evaluation scores STA with (``hooks.TOXICITY_JUDGE``), else profanity-check."""
+    return hooks.first_answer(hooks.TOXICITY_JUDGE) or DEFAULT_CLASSIFIER
+
+
+def finish_sft_cleaning(run) -> None:
+    """Drop the references of SFT ``run``'s frozen data that evaluation's toxicity judge still flags,
+    and rewrite its snapshot file and summary (the counts name the judge); a no-op once done, so a
+    retried run is not cleaned twice. Gold rewrites were approved by reviewers and stay.
+
+    Runs in the training worker (the judge may load torch); ``ValueError`` when nothing is left to train on.
+    """
+    cleaning = run.data_snapshot.get("cleaning", {})
+    if cleaning.get("references", {}).get("toxicity_filter") != TOXICITY_PENDING:
+        return
+    records = read_jsonl(run.snapshot_path)
+    references = [r for r in records if "prompt_id" in r]
+    kept, counts = drop_toxic(references, classifier=cleaning_judge())
+    kept_ids = {id(r) for r in kept}
+    records = [r for r in records if "prompt_id" not in r or id(r) in kept_ids]
+    if not records:
+        raise ValueError(f"No training data left: {counts['toxicity_filter']} flags every reference of this run as toxic.")
+    partial = run.snapshot_path.with_name(run.snapshot_path.name + ".tmp")
+    write_jsonl(partial, records)
+    partial.replace(run.snapshot_path)
+    run.data_snapshot = snapshot_summary(records, {**cleaning, "references": {**cleaning["references"], **counts}})
+    run.save(update_fields=["data_snapshot"])
 
 
 def parent_pairs(pairs, parent) -> Any:

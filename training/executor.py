@@ -27,6 +27,7 @@ from training.ml.hyperparameters import first_sft_hyperparameters
 from training.ml.runs import ProgressUpdate, TrainingCancelled
 from training.ml.sft import SFTRunConfig
 
+from .datasets import finish_sft_cleaning
 from .models import TRAINING_JOBS, ModelVersion, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ def _train(run: TrainingRun, output_dir: Path, reporter: ProgressReporter) -> An
     from training.ml.sft import run_sft
 
     cfg = build_config(run.kind, run.hyperparameters, parent_dir=run.parent.path, output_dir=output_dir)
+    if run.kind == TrainingRun.Kind.SFT:
+        finish_sft_cleaning(run)  # the version registered below records the cleaned snapshot
     records = read_jsonl(run.snapshot_path)
     meta = {
         "name": run.output_directory,

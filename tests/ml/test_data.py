@@ -105,7 +105,7 @@ def test_echo_of_input_is_the_same_words_or_nearly_the_same_characters() -> None
     assert not is_echo_of_input("you are a stupid idiot", "you are wrong")
 
 
-def test_clean_references_counts_what_it_drops_and_skips_a_missing_classifier(monkeypatch) -> None:
+def test_cleaning_counts_what_it_drops_and_skips_a_missing_classifier(monkeypatch) -> None:
     from training.ml import data
 
     records = [
@@ -117,13 +117,27 @@ def test_clean_references_counts_what_it_drops_and_skips_a_missing_classifier(mo
     def toxicity(texts):
         return [0.9 if "dumb" in t else 0.1 for t in texts]
 
-    kept, counts = data.clean_references(records, toxicity=toxicity)
-    assert [r["completion"] for r in kept] == ["you are wrong"]
-    assert counts == {"references": 3, "dropped_echo": 1, "dropped_toxic": 1, "toxicity_filter": "custom",
-                      "toxicity_threshold": 0.5}
-    monkeypatch.setattr(data, "_default_toxicity", lambda: (None, "unavailable (not installed)"))
-    kept, counts = data.clean_references(records)
-    assert len(kept) == 2 and counts["toxicity_filter"] == "unavailable (not installed)" and counts["dropped_toxic"] == 0
+    kept, counts = data.drop_echoes(records)
+    assert len(kept) == 2 and counts == {"references": 3, "dropped_echo": 1}
+    clean, counts = data.drop_toxic(kept, toxicity=toxicity)
+    assert [r["completion"] for r in clean] == ["you are wrong"]
+    assert counts == {"dropped_toxic": 1, "toxicity_filter": "custom", "toxicity_threshold": 0.5}
+    monkeypatch.setattr(data, "load_cleaning_classifier", lambda spec: (None, "unavailable (not installed)"))
+    clean, counts = data.drop_toxic(kept)
+    assert clean == kept and counts == {"dropped_toxic": 0, "toxicity_filter": "unavailable (not installed)"}
+
+
+def test_cleaning_uses_the_classifier_it_is_given_and_falls_back_to_profanity_check(tmp_path) -> None:
+    from training.ml.data import drop_toxic, load_cleaning_classifier
+
+    records = [{"prompt": "shut up you fool", "completion": c} for c in ("please be quiet", "shut the fuck up")]
+    kept, counts = drop_toxic(records, classifier="profanity-check")
+    assert [r["completion"] for r in kept] == ["please be quiet"]
+    assert counts == {"dropped_toxic": 1, "toxicity_filter": "profanity-check", "toxicity_threshold": 0.5}
+    missing = tmp_path / "no-model-here"
+    missing.mkdir()
+    classifier, name = load_cleaning_classifier(str(missing))
+    assert classifier.name == "profanity-check" and name.startswith(f"profanity-check ({missing}: ")
 
 
 def test_reconcile_preferences_majority_wins_and_ties_drop() -> None:

@@ -9,7 +9,8 @@ from django.utils import timezone
 from annotations import exports
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt
 from training import services
-from training.datasets import DataFilters, dpo_data, dpo_records, sft_data, sft_records
+from training.datasets import DataFilters, dpo_data, dpo_records, finish_sft_cleaning, sft_data, sft_records
+from training.ml.data import read_jsonl
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,7 @@ def older(tiny_version):
     return ModelVersion.objects.create(name="older", kind="base", directory="older-dir")
 
 
-def test_sft_drops_echoed_and_still_toxic_references_and_counts_them(tiny_version):
+def test_sft_drops_echoes_at_start_and_still_toxic_references_in_the_worker(tiny_version, settings):
     Prompt.objects.create(text="you are a stupid idiot", text_hash="a", source="test", references=[
         "You are a stupid idiot.",  # the input's very words
         "you are a stupid idiot!!",  # the same after normalising
@@ -46,12 +47,59 @@ def test_sft_drops_echoed_and_still_toxic_references_and_counts_them(tiny_versio
         "you are wrong",
     ])
     data = sft_data(DataFilters())
-    assert [r["completion"] for r in data.records] == ["you are wrong"]
-    cleaning = data.cleaning["references"]
-    assert cleaning["references"] == 4 and cleaning["dropped_echo"] == 2 and cleaning["dropped_toxic"] == 1
-    assert cleaning["toxicity_filter"] == "profanity-check"
+    assert [r["completion"] for r in data.records] == ["you are a fucking idiot", "you are wrong"]
+    assert data.cleaning["references"] == {"references": 4, "dropped_echo": 2, "toxicity_filter": "pending"}
     run = services.start_training_run(kind="sft", parent=tiny_version, enqueue=False)
-    assert run.data_snapshot["count"] == 1 and run.data_snapshot["cleaning"] == data.cleaning
+    assert run.data_snapshot["count"] == 2 and run.data_snapshot["cleaning"] == data.cleaning
+    # The worker's half, with evaluation's judge: profanity-check while "trained" names no trained judge.
+    settings.EVAL_TOXICITY_CLASSIFIER = "trained"
+    finish_sft_cleaning(run)
+    run.refresh_from_db()
+    assert run.data_snapshot["cleaning"]["references"] == {
+        "references": 4, "dropped_echo": 2, "dropped_toxic": 1, "toxicity_filter": "profanity-check", "toxicity_threshold": 0.5,
+    }
+    assert run.data_snapshot["count"] == 1 and [r["completion"] for r in read_jsonl(run.snapshot_path)] == ["you are wrong"]
+    done = dict(run.data_snapshot)
+    finish_sft_cleaning(run)  # a retried run is not cleaned twice
+    assert run.data_snapshot == done
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sft_cleaning_uses_the_trained_judge_evaluation_scores_sta_with(tiny_version, settings, tmp_path, tiny_store):
+    """A judge in the trained judge's format (``training.ml.judge``), its weights set to flag sentences
+    close to one rude sentence without a swear word, which profanity-check lets through."""
+    import shutil
+
+    import numpy as np
+
+    from training.executor import execute_run
+    from training.ml.checkpoints import read_version_file
+    from training.ml.evaluate import load_embedder
+    from training.ml.judge import JUDGE_FILE, WEIGHTS_FILE
+
+    shutil.copytree(tiny_store / "tiny", tmp_path / "tiny")
+    settings.MODEL_STORE = tmp_path
+    settings.EVAL_TOXICITY_CLASSIFIER = "trained"
+    rude = "nobody cares what you think"
+    judge = tmp_path / "judges" / "trained"
+    judge.mkdir(parents=True)
+    direction = np.asarray(load_embedder()([rude])[0], dtype=np.float32)  # P(toxic) >= 0.5 at cosine >= 0.8
+    np.savez(judge / WEIGHTS_FILE, coef=20 * direction, intercept=np.array([-16.0], dtype=np.float32))
+    (judge / JUDGE_FILE).write_text(json.dumps(
+        {"kind": "embedding-logreg", "embedder": "all-MiniLM-L6-v2", "config": {"with_profanity": False}}
+    ))
+    Prompt.objects.create(text="what you think is stupid", text_hash="r", source="test", references=[rude, "you are mistaken about this"])
+    run = services.start_training_run(kind="sft", parent=tiny_version, hyperparameters={"max_steps": 1, "batch_size": 1}, enqueue=False)
+    assert run.data_snapshot["count"] == 2 and run.data_snapshot["cleaning"]["references"]["toxicity_filter"] == "pending"
+    run = execute_run(run.pk)
+    assert run.status == "succeeded", run.traceback
+    assert run.data_snapshot["cleaning"]["references"] == {
+        "references": 2, "dropped_echo": 0, "dropped_toxic": 1, "toxicity_filter": "trained:trained", "toxicity_threshold": 0.5,
+    }
+    assert [r["completion"] for r in read_jsonl(run.snapshot_path)] == ["you are mistaken about this"]
+    version = run.result_version
+    assert version.data_snapshot == run.data_snapshot == read_version_file(version.path)["data_snapshot"]
+    assert [r["completion"] for r in read_jsonl(version.path / "data.jsonl")] == ["you are mistaken about this"]
 
 
 def test_dpo_pairs_are_deduplicated_and_reconciled_across_annotators(make_user, tiny_version):

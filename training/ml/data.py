@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .evaluate import DEFAULT_CLASSIFIER
 from .prompting import render_prompt
 
 SFT_FIELDS = ("prompt", "completion")
@@ -134,41 +135,56 @@ def is_echo_of_input(toxic: str, rewrite: str, *, char_ratio: float = ECHO_CHAR_
     return bool(a and b) and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= char_ratio
 
 
-def _default_toxicity() -> tuple[Any, str]:
-    """Evaluation's default classifier (alt-profanity-check), or (None, why not)."""
-    from .evaluate import EvaluationError, load_toxicity_classifier
+def load_cleaning_classifier(spec: str = DEFAULT_CLASSIFIER) -> tuple[Any | None, str]:
+    """The toxicity classifier ``spec`` names, loaded as evaluation loads it (profanity-check, a judge
+    directory from ``judge.train_judge``, a transformers model), and the name cleaning records.
 
-    try:
-        return load_toxicity_classifier("profanity-check"), "profanity-check"
-    except (EvaluationError, ImportError) as exc:
-        return None, f"unavailable ({exc})"
+    When ``spec`` cannot be loaded, profanity-check stands in and the name says why; (None, why) when
+    neither loads, so cleaning skips the filter and says so instead of failing the run.
+    """
+    from .evaluate import load_toxicity_classifier
+
+    problems = []
+    for choice in dict.fromkeys((spec, DEFAULT_CLASSIFIER)):
+        try:
+            classifier = load_toxicity_classifier(choice)
+        except Exception as exc:  # a model path can fail in many ways; the run records which and goes on
+            problems.append(f"{choice}: {exc}")
+            continue
+        return classifier, classifier.name + (f" ({problems[0]})" if problems else "")
+    return None, f"unavailable ({'; '.join(problems)})"
 
 
-def clean_references(
+def drop_echoes(
+    records: Sequence[dict[str, Any]], *, char_ratio: float = ECHO_CHAR_RATIO
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Drop SFT references that echo their input (``is_echo_of_input``). Returns (kept, counts)."""
+    kept = [r for r in records if not is_echo_of_input(r["prompt"], r["completion"], char_ratio=char_ratio)]
+    return kept, {"references": len(records), "dropped_echo": len(records) - len(kept)}
+
+
+def drop_toxic(
     records: Sequence[dict[str, Any]],
     *,
     toxicity: Any | None = None,
+    classifier: str = DEFAULT_CLASSIFIER,
     threshold: float = TOXICITY_THRESHOLD,
-    char_ratio: float = ECHO_CHAR_RATIO,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Drop SFT references that echo their input or that the toxicity classifier still flags.
+    """Drop SFT references whose completion the toxicity classifier still flags (P(toxic) >= threshold).
 
-    ``toxicity`` (texts -> P(toxic)) defaults to evaluation's alt-profanity-check; when that cannot be
-    loaded the toxicity filter is skipped and the returned counts say so. Returns (kept, counts).
+    ``toxicity`` (texts -> P(toxic)) is used as given; without it ``classifier`` is loaded by
+    ``load_cleaning_classifier`` (the platform passes the judge its evaluation scores STA with). The
+    counts name the filter (``toxicity_filter``). Returns (kept, counts).
     """
-    kept = [r for r in records if not is_echo_of_input(r["prompt"], r["completion"], char_ratio=char_ratio)]
-    counts: dict[str, Any] = {"references": len(records), "dropped_echo": len(records) - len(kept)}
     name = getattr(toxicity, "name", "custom") if toxicity is not None else None
     if toxicity is None:
-        toxicity, name = _default_toxicity()
+        toxicity, name = load_cleaning_classifier(classifier)
     if toxicity is None:
         logger.warning("SFT references not checked for toxicity: classifier %s", name)
-        counts.update(dropped_toxic=0, toxicity_filter=name)
-        return kept, counts
-    probabilities = list(toxicity([r["completion"] for r in kept])) if kept else []
-    clean = [r for r, p in zip(kept, probabilities) if p < threshold]
-    counts.update(dropped_toxic=len(kept) - len(clean), toxicity_filter=name, toxicity_threshold=threshold)
-    return clean, counts
+        return list(records), {"dropped_toxic": 0, "toxicity_filter": name}
+    probabilities = list(toxicity([r["completion"] for r in records])) if records else []
+    clean = [r for r, p in zip(records, probabilities) if p < threshold]
+    return clean, {"dropped_toxic": len(records) - len(clean), "toxicity_filter": name, "toxicity_threshold": threshold}
 
 
 def reconcile_preferences(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
