@@ -82,8 +82,31 @@ def distinct_answers() -> Coalesce:
     return Coalesce(Subquery(per_item, output_field=IntegerField()), 0)
 
 
+READY_COUNT_SECONDS = 1.0  # how old a shared ready count may be; refills take seconds anyway
+
+
 def ready_count(version: ModelVersionRef) -> int:
+    """Items of ``version`` still needing judgements, counted now (a refill sizes itself by it)."""
     return items_with_capacity(version).count()
+
+
+def recent_ready_count(version: ModelVersionRef) -> int:
+    """``ready_count`` at most ``READY_COUNT_SECONDS`` old, shared through Redis by every web process.
+
+    For the per-request readers, the ``pool_ready`` of each next-item answer and the POOL_LOW check,
+    so a busy team pays about one count a second per version, not one per request. A refill that
+    stores items drops it (``announce_items_ready``), so the next reader counts them.
+    """
+    remembered = queues.recall(_ready_count_key(version.pk))
+    if remembered is not None:
+        return remembered
+    count = ready_count(version)
+    queues.remember(_ready_count_key(version.pk), count, READY_COUNT_SECONDS)
+    return count
+
+
+def _ready_count_key(version_id: int) -> str:
+    return f"pool-ready-count:{version_id}"
 
 
 def prompts_waiting(version: ModelVersionRef) -> bool:
@@ -97,7 +120,9 @@ def items_ready_key(version_id: int) -> str:
 
 
 def announce_items_ready(version_id: int, count: int) -> None:
-    """Wake up to ``count`` requests long-polling for an item of this version (``services.wait_for_assignment``)."""
+    """Wake up to ``count`` requests long-polling for an item of this version (``services.wait_for_assignment``);
+    the remembered ready count is dropped first, so the items they get are counted."""
+    queues.release(_ready_count_key(version_id))
     queues.signal(items_ready_key(version_id), count)
 
 

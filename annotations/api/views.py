@@ -22,7 +22,7 @@ def next_item_payload(user, wait_seconds: int = 0) -> dict:
     (after waiting up to ``wait_seconds`` for a refill when none is ready)."""
     assignment = run_action(services.wait_for_assignment, user=user, wait_seconds=wait_seconds)
     version = active_model_version()
-    ready = pool.ready_count(version) if version else 0
+    ready = pool.recent_ready_count(version) if version else 0
     saved = Judgement.objects.filter(user=user).saved_choices().count()
     if assignment is not None:
         state, message = "ready", "Choose the best rewrite."
