@@ -5,10 +5,11 @@ version; a web request only reads the pool and, when it runs low, announces ``ho
 """
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, F, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -82,8 +83,31 @@ def distinct_answers() -> Coalesce:
     return Coalesce(Subquery(per_item, output_field=IntegerField()), 0)
 
 
+READY_COUNT_SECONDS = 1.0  # how old a shared ready count may be; refills take seconds anyway
+
+
 def ready_count(version: ModelVersionRef) -> int:
+    """Items of ``version`` still needing judgements, counted now (a refill sizes itself by it)."""
     return items_with_capacity(version).count()
+
+
+def recent_ready_count(version: ModelVersionRef) -> int:
+    """``ready_count`` at most ``READY_COUNT_SECONDS`` old, shared through Redis by every web process.
+
+    For the per-request readers, the ``pool_ready`` of each next-item answer and the POOL_LOW check,
+    so a busy team pays about one count a second per version, not one per request. A refill that
+    stores items drops it (``announce_items_ready``), so the next reader counts them.
+    """
+    remembered = queues.recall(_ready_count_key(version.pk))
+    if remembered is not None:
+        return remembered
+    count = ready_count(version)
+    queues.remember(_ready_count_key(version.pk), count, READY_COUNT_SECONDS)
+    return count
+
+
+def _ready_count_key(version_id: int) -> str:
+    return f"pool-ready-count:{version_id}"
 
 
 def prompts_waiting(version: ModelVersionRef) -> bool:
@@ -97,17 +121,46 @@ def items_ready_key(version_id: int) -> str:
 
 
 def announce_items_ready(version_id: int, count: int) -> None:
-    """Wake up to ``count`` requests long-polling for an item of this version (``services.wait_for_assignment``)."""
+    """Wake up to ``count`` requests long-polling for an item of this version (``services.wait_for_assignment``);
+    the remembered ready count is dropped first, so the items they get are counted."""
+    queues.release(_ready_count_key(version_id))
     queues.signal(items_ready_key(version_id), count)
 
 
+PICK_CURSOR_SECONDS = 7 * 24 * 3600  # after a week without refills the next one starts at a random prompt
+
+
 def pick_prompts(version: ModelVersionRef, count: int) -> list[Prompt]:
-    """Prompts without an open item for ``version``, least-annotated first, random among equals."""
+    """Up to ``count`` prompts without an open item of ``version`` (never held-out ones), in id order
+    from where the last refill stopped (``mark_picked``; a random prompt the first time), wrapping
+    round to the lowest id: every prompt gets an item of the version before any gets a second.
+
+    It walks the prompt ids from that point, so its cost follows ``count`` and the open items, not
+    the size of the prompt table (a least-annotated-first random sort counted and sorted every prompt).
+    """
     busy = items_with_capacity(version).values("prompt_id")
-    return list(
-        Prompt.objects.for_annotation().exclude(id__in=busy).annotate(n_items=Count("items")).order_by("n_items", "?")[
-            :count
-        ]
-    )
+    waiting = Prompt.objects.for_annotation().exclude(id__in=busy).order_by("id")
+    after = queues.recall(_pick_cursor_key(version.pk))
+    if after is None:
+        after = _random_prompt_id() - 1
+    picked = list(waiting.filter(id__gt=after)[:count])
+    if len(picked) < count:
+        picked += waiting.filter(id__lte=after)[: count - len(picked)]
+    return picked
 
 
+def mark_picked(version: ModelVersionRef, prompt: Prompt) -> None:
+    """Where the last refill stopped: the next ``pick_prompts`` for ``version`` starts after ``prompt``.
+
+    Set by the caller for the last prompt it actually took, since it picks more than it keeps."""
+    queues.remember(_pick_cursor_key(version.pk), prompt.pk, PICK_CURSOR_SECONDS)
+
+
+def _pick_cursor_key(version_id: int) -> str:
+    return f"pick-cursor:{version_id}"
+
+
+def _random_prompt_id() -> int:
+    """A random id between the lowest and highest prompt id (two index look-ups), 0 with no prompts."""
+    bounds = Prompt.objects.aggregate(low=Min("id"), high=Max("id"))
+    return 0 if bounds["low"] is None else random.randint(bounds["low"], bounds["high"])

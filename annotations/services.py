@@ -77,9 +77,7 @@ def wait_for_assignment(*, user, wait_seconds: float) -> Assignment | None:
 
     The refill job signals through Redis after it stores items (``pool.announce_items_ready``), so
     the wait ends as soon as one is ready instead of after a client's next poll. Returns None at
-    once when the pool can bring nothing new for this version (every prompt has an open item) or
-    when this process already has ``NEXT_ITEM_MAX_WAITERS`` requests waiting (threads stay free
-    for submits); the client then retries with backoff.
+    once when the pool can bring nothing new for this version (every prompt has an open item).
     """
     assignment = next_assignment(user=user)
     if assignment is not None or wait_seconds <= 0:
@@ -87,14 +85,28 @@ def wait_for_assignment(*, user, wait_seconds: float) -> Assignment | None:
     version = active_model_version()
     if version is None or not pool.prompts_waiting(version):
         return None
+    return wait_for_item(
+        lambda: next_assignment(user=user), signal_key=pool.items_ready_key(version.pk), wait_seconds=wait_seconds
+    )
+
+
+def wait_for_item(take: Callable[[], Assignment | None], *, signal_key: str, wait_seconds: float) -> Assignment | None:
+    """Call ``take`` again each time ``signal_key`` is signalled (``core.queues.signal``), and at least
+    every ``NEXT_ITEM_RECHECK_SECONDS``, until it gives an assignment or ``wait_seconds`` pass.
+
+    The one long poll behind best-of-N items and arena matches; the caller has already tried once
+    and knows something may still arrive. Returns None at once when this process already has
+    ``NEXT_ITEM_MAX_WAITERS`` requests waiting (threads stay free for submits); the client then
+    retries with backoff.
+    """
     slot = _waiting_slot()
     if not slot.acquire(blocking=False):
         return None
     try:
         deadline = time.monotonic() + wait_seconds
         while (left := deadline - time.monotonic()) > 0:
-            queues.wait_for_signal(pool.items_ready_key(version.pk), min(left, settings.NEXT_ITEM_RECHECK_SECONDS))
-            assignment = next_assignment(user=user)
+            queues.wait_for_signal(signal_key, min(left, settings.NEXT_ITEM_RECHECK_SECONDS))
+            assignment = take()
             if assignment is not None:
                 return assignment
     finally:

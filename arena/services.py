@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, Prompt, normalise_text
 from annotations.pool import with_open_slots
-from annotations.services import assign_first_open, open_assignment
-from core import jobs
+from annotations.services import assign_first_open, open_assignment, wait_for_item
+from core import jobs, queues
 from core.actions import ActionRefused
 from training.generation import annotation_decoding
 from training.ml.dedupe import candidate_key
@@ -193,6 +193,7 @@ def _generate(comparison: Comparison, factory: Callable[[str], Generator], chunk
             random.shuffle(sides)  # candidate ids must not tell which version wrote which side
             _create_match(comparison, prompts[prompt_id], sides, provenance)
             created += 1
+        announce_matches_ready(comparison.pk, len(chunk) - identical)  # wakes annotators in /api/arena/next/?wait=
         if identical:
             Comparison.objects.filter(pk=comparison.pk).update(identical_skipped=F("identical_skipped") + identical)
     return created
@@ -244,6 +245,33 @@ def next_match(*, user, comparison: Comparison | None = None) -> Assignment | No
         if comparison is None or current.item.comparison_id == comparison.pk:
             return current
     return assign_first_open(user=user, open_items=matches_for_user(user, comparison), order=lambda items: items.order_by("?"))
+
+
+def wait_for_match(*, user, comparison: Comparison | None = None, wait_seconds: float) -> Assignment | None:
+    """``next_match``, but while matches are being generated wait up to ``wait_seconds`` for one.
+
+    The generation job signals each chunk of new matches (``announce_matches_ready``), so a waiting
+    annotator gets one as soon as it is stored; with nothing generating the answer comes at once.
+    """
+    match = next_match(user=user, comparison=comparison)
+    if match is not None or wait_seconds <= 0 or not is_generating(comparison):
+        return match
+    return wait_for_item(
+        lambda: next_match(user=user, comparison=comparison),
+        signal_key=matches_ready_key(comparison.pk if comparison is not None else None),
+        wait_seconds=wait_seconds,
+    )
+
+
+def matches_ready_key(comparison_id: int | None) -> str:
+    """The signal a waiter for this comparison's matches (None: any open comparison's) blocks on."""
+    return "arena-ready" if comparison_id is None else f"arena-ready:{comparison_id}"
+
+
+def announce_matches_ready(comparison_id: int, count: int) -> None:
+    """Wake up to ``count`` requests waiting for a match of this comparison, and as many waiting for any."""
+    queues.signal(matches_ready_key(comparison_id), count)
+    queues.signal(matches_ready_key(None), count)
 
 
 def is_generating(comparison: Comparison | None = None) -> bool:

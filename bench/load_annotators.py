@@ -15,7 +15,8 @@ bench/bench_generation.py for that). The server keeps ``DETOX_AUTO_REFILL`` on, 
 Each annotator loops until ``--seconds`` (at most 150) are up: ``GET /api/annotate/next/?wait=W``,
 think 3-5 s, ``POST /api/judgements/`` with a random candidate id. Reported: requests/s,
 p50/p95/p99 of next-item and submit, errors, pool-empty answers, acknowledged judgements against
-rows in the database (each exactly once), the load average. Only 127.0.0.1 is ever contacted.
+rows in the database (each exactly once), the load average and, from it, whether the machine was
+idle or shared (``machine_note``). Only 127.0.0.1 is ever contacted.
 """
 from __future__ import annotations
 
@@ -250,6 +251,19 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(ordered), "p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 1)}
 
 
+IDLE_LOAD_PER_CORE = 0.75  # a 1-minute load below this per core at the start: nothing else was busy (1.5 on 2 cores)
+
+
+def machine_note(load_start: float | None, load_max: float | None, cores: int) -> str:
+    """How busy the machine was, read from the 1-minute load average measured during the run, so a
+    reader knows whether the latencies include waiting for a core taken by something else."""
+    if load_start is None:
+        return "load not measured"
+    if load_start < IDLE_LOAD_PER_CORE * cores:
+        return f"idle: load {load_start:.2f} at start on {cores} cores (max {load_max:.2f} during the run)"
+    return f"shared: load {load_start:.2f}-{load_max:.2f} on {cores} cores; latencies include waiting for a core"
+
+
 def main() -> None:
     args = parse_args()
     think = tuple(float(x) for x in args.think.split(","))
@@ -328,6 +342,8 @@ def main() -> None:
     rows = list(Judgement.objects.filter(user_id__in=[u for u, _ in users]).values_list("id", "assignment_id"))
     row_ids = [r[0] for r in rows]
     acked = tally.acknowledged
+    load_start = round(loads[0][0], 2) if loads else None
+    load_max = round(max(l[0] for l in loads), 2) if loads else None
     requests_total = len(tally.next_ms) + len(tally.submit_ms) + len(tally.errors)
     result = {
         "benchmark": "load_annotators",
@@ -354,10 +370,10 @@ def main() -> None:
         "judgement_rows": len(rows),
         "acknowledged_exactly_once": sorted(acked) == sorted(row_ids) and len(set(acked)) == len(acked)
         and len({r[1] for r in rows}) == len(rows),
-        "load_average_1m": {"start": round(loads[0][0], 2) if loads else None, "max": round(max(l[0] for l in loads), 2) if loads else None},
+        "load_average_1m": {"start": load_start, "max": load_max},
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "cpu_cores": os.cpu_count(),
-        "machine_note": "shared 2-core machine: other engineers' tests and a training benchmark ran at the same time",
+        "machine_note": machine_note(load_start, load_max, os.cpu_count() or 1),
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -111,10 +111,30 @@ def acquire_once(key: str, seconds: int) -> bool:
 
 
 def release(key: str) -> None:
+    """Let go of a lock from ``acquire_once`` (or drop what ``remember`` kept); Redis down: ignored."""
     try:
         get_connection().delete(f"detox:{key}")
     except (RedisConnectionError, RedisTimeoutError, OSError):
         pass
+
+
+def remember(key: str, value: int, seconds: float) -> None:
+    """Keep a number for ``seconds`` that many requests would otherwise each compute (a count shared
+    by every web process); Redis down: ignored, so readers compute it themselves."""
+    try:
+        get_connection().set(f"detox:{key}", value, px=max(1, int(seconds * 1000)))
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+
+
+def recall(key: str) -> int | None:
+    """The number ``remember`` kept under ``key``, or None once it expired (or Redis is down)."""
+    try:
+        value = get_connection().get(f"detox:{key}")
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        logger.error("%s", RedisUnavailable(exc))
+        return None
+    return None if value is None else int(value)
 
 
 def signal(key: str, count: int, *, ttl_seconds: int = 60, cap: int = 256) -> None:

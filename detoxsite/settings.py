@@ -188,10 +188,10 @@ POOL_BATCH = env_int("POOL_BATCH", 8)  # prompts sampled in one batched call (be
 GENERATION_WORKERS = env_int("GENERATION_WORKERS", 1)
 ANNOTATION_OVERLAP = env_int("ANNOTATION_OVERLAP", 1)  # judgements an item needs before it leaves the pool
 ASSIGNMENT_TTL_MINUTES = env_int("ASSIGNMENT_TTL_MINUTES", 30)
-# Long-polled /api/annotate/next/?wait=N: each waiting request holds a gunicorn thread, so at most
-# NEXT_ITEM_MAX_WAITERS per web process wait (the rest answer at once); keep it below --threads so
-# submits always find a free thread. A waiter re-checks the pool every NEXT_ITEM_RECHECK_SECONDS
-# even without a refill signal (an expired reservation can free an item).
+# Long-polled /api/annotate/next/?wait=N and /api/arena/next/?wait=N: each waiting request holds a
+# gunicorn thread, so at most NEXT_ITEM_MAX_WAITERS per web process wait, both endpoints together (the
+# rest answer at once); keep it below --threads so submits always find a free thread. A waiter re-checks
+# every NEXT_ITEM_RECHECK_SECONDS even without a signal (an expired reservation can free an item).
 NEXT_ITEM_MAX_WAIT_SECONDS = 25
 NEXT_ITEM_MAX_WAITERS = env_int("NEXT_ITEM_MAX_WAITERS", 4)
 NEXT_ITEM_RECHECK_SECONDS = 5

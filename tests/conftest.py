@@ -183,3 +183,23 @@ def shared_model_store() -> Path:
     store = Path(__file__).resolve().parents[1] / "var" / "test-models"
     store.mkdir(parents=True, exist_ok=True)
     return store
+
+
+def blocked_in_redis(limit_seconds: float = 10) -> bool:
+    """True once some client is blocked in BLPOP (a long-polling request), polled for up to ``limit_seconds``.
+
+    Blocked now (flag ``b``), not merely last ran BLPOP: an idle pooled connection of an earlier wait
+    still shows ``cmd=blpop``.
+    """
+    import time
+
+    from core.queues import get_connection
+
+    redis = get_connection()
+    db = str(redis.connection_pool.connection_kwargs.get("db", 0))  # the tests' own database: workers elsewhere block too
+    end = time.monotonic() + limit_seconds
+    while time.monotonic() < end:
+        if any(c.get("cmd") == "blpop" and "b" in c.get("flags", "") and c.get("db") == db for c in redis.client_list()):
+            return True
+        time.sleep(0.05)
+    return False

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from annotations.models import AnnotationItem, Candidate, Prompt, normalise_text
-from annotations.pool import announce_items_ready, pick_prompts, ready_count
+from annotations.pool import announce_items_ready, mark_picked, pick_prompts, ready_count, recent_ready_count
 from core import queues
 
 from .models import ModelVersion, TrainingRun
@@ -49,7 +49,7 @@ def request_refill(version: ModelVersion | None = None) -> bool:
     if not settings.DETOX_AUTO_REFILL:
         return False
     version = version or ModelVersion.objects.active()
-    if version is None or ready_count(version) >= settings.POOL_TARGET:
+    if version is None or recent_ready_count(version) >= settings.POOL_TARGET:
         return False
     queued = False
     for slot in range(settings.GENERATION_WORKERS):
@@ -167,6 +167,8 @@ def claim_prompts(version: ModelVersion, count: int) -> list[Prompt]:
             claimed.append(prompt)
             if len(claimed) == count:
                 break
+    if claimed:
+        mark_picked(version, claimed[-1])  # the prompts picked but not taken come first next time
     return claimed
 
 

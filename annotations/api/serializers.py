@@ -33,14 +33,16 @@ class AssignmentSerializer(serializers.ModelSerializer):
         ]
 
 
-class NextItemQuerySerializer(serializers.Serializer):
+class WaitQuerySerializer(serializers.Serializer):
+    """``?wait=N`` of a next-item or next-match request: how long it may wait on the server (long poll)."""
+
     wait = serializers.IntegerField(
         required=False,
         default=0,
         min_value=0,
         max_value=settings.NEXT_ITEM_MAX_WAIT_SECONDS,
-        help_text="Seconds to wait on the server for an item when none is ready (0: answer at once). "
-        "The answer comes as soon as a refill stores one; after the wait it is the usual empty answer.",
+        help_text="Seconds to wait on the server when nothing is ready (0: answer at once). The answer "
+        "comes as soon as one is generated; after the wait it is the usual empty answer.",
     )
 
 

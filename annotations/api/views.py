@@ -22,7 +22,7 @@ def next_item_payload(user, wait_seconds: int = 0) -> dict:
     (after waiting up to ``wait_seconds`` for a refill when none is ready)."""
     assignment = run_action(services.wait_for_assignment, user=user, wait_seconds=wait_seconds)
     version = active_model_version()
-    ready = pool.ready_count(version) if version else 0
+    ready = pool.recent_ready_count(version) if version else 0
     saved = Judgement.objects.filter(user=user).saved_choices().count()
     if assignment is not None:
         state, message = "ready", "Choose the best rewrite."
@@ -53,12 +53,12 @@ def judge(request, submit_serializer: type[Serializer], response_serializer: typ
 
 class NextItemView(APIView):
     @extend_schema(
-        parameters=[s.NextItemQuerySerializer],
+        parameters=[s.WaitQuerySerializer],
         responses={200: s.NextItemSerializer, 400: OpenApiResponse(description="wait out of range: {wait: [message]}")},
         summary="Get the next item to annotate (or why none is ready), optionally waiting for one",
     )
     def get(self, request):
-        query = s.NextItemQuerySerializer(data=request.query_params)
+        query = s.WaitQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(s.NextItemSerializer(next_item_payload(request.user, query.validated_data["wait"])).data)
 

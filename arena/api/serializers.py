@@ -4,6 +4,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotations.api.serializers import WaitQuerySerializer
 from annotations.models import Assignment, Candidate, Judgement
 from training.models import ModelVersion
 
@@ -65,6 +66,8 @@ class MatchSerializer(serializers.ModelSerializer):
             {"id": cid, "position": side, "text": texts[cid]} for side, cid in zip(SIDES, assignment.candidate_order)
         ]
 
+class NextMatchQuerySerializer(WaitQuerySerializer):
+    comparison = serializers.IntegerField(required=False, min_value=1, help_text="Only matches of this comparison.")
 
 
 class NextMatchSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -83,9 +83,10 @@ def results_payload(comparison: Comparison) -> dict:
     }
 
 
-def next_match_payload(user, comparison: Comparison | None = None) -> dict:
-    """What the arena page and ``/api/arena/next/`` show: a match or why there is none."""
-    assignment = run_action(services.next_match, user=user, comparison=comparison)
+def next_match_payload(user, comparison: Comparison | None = None, wait_seconds: int = 0) -> dict:
+    """What the arena page and ``/api/arena/next/`` show: a match or why there is none (after waiting
+    up to ``wait_seconds`` for one while matches are being generated)."""
+    assignment = run_action(services.wait_for_match, user=user, comparison=comparison, wait_seconds=wait_seconds)
     judged = Judgement.objects.filter(user=user, item__kind=AnnotationItem.Kind.ARENA).saved_choices().count()
     if assignment is not None:
         state, message = "ready", "Which rewrite is better? Same meaning, polite, fluent."
@@ -100,22 +101,21 @@ def next_match_payload(user, comparison: Comparison | None = None) -> dict:
 
 class NextMatchView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("comparison", int, description="Only matches of this comparison.")],
+        parameters=[s.NextMatchQuerySerializer],
         responses={
             200: s.NextMatchSerializer,
-            400: OpenApiResponse(ErrorSerializer, "comparison is not an id."),
+            400: OpenApiResponse(description="comparison is not an id, or wait is out of range: {field: [message]}"),
             404: OpenApiResponse(ErrorSerializer, "No such comparison."),
         },
-        summary="Get the next blind A/B match (or why none is ready)",
+        summary="Get the next blind A/B match (or why none is ready), optionally waiting for one",
     )
     def get(self, request):
-        comparison_id = request.query_params.get("comparison")
-        comparison = None
-        if comparison_id:
-            if not comparison_id.isdigit():
-                return Response({"detail": "comparison must be an id."}, status=status.HTTP_400_BAD_REQUEST)
-            comparison = get_object_or_404(Comparison, pk=int(comparison_id))
-        return Response(s.NextMatchSerializer(next_match_payload(request.user, comparison)).data)
+        query = s.NextMatchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        comparison_id = query.validated_data.get("comparison")
+        comparison = get_object_or_404(Comparison, pk=comparison_id) if comparison_id is not None else None
+        payload = next_match_payload(request.user, comparison, query.validated_data["wait"])
+        return Response(s.NextMatchSerializer(payload).data)
 
 
 class ArenaJudgementView(APIView):

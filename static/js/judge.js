@@ -3,7 +3,7 @@
 // order the server recorded, and submits a choice by candidate id — or a tie, an own rewrite, a skip.
 // The page configures it with data attributes on the [data-judge] element: next-url, submit-url,
 // count-field (which payload count to show), comparison (arena only), wait (seconds the server may
-// hold a next-item request until an item is ready; annotate only). Optional controls (#tie,
+// hold a next-item or next-match request until one is ready). Optional controls (#tie,
 // #none-box with #own-form) exist only on the pages that offer them.
 (function () {
   "use strict";
@@ -58,7 +58,7 @@
 
   // With data-wait the server holds the request until an item is ready (long poll, up to that many
   // seconds): an empty answer after a full wait is asked again at once; one that came back early
-  // (the server had no waiting slot free, or the arena, which does not wait) backs off.
+  // (the server had no waiting slot free) backs off.
   async function loadNext() {
     clearTimeout(pollTimer);
     const params = new URLSearchParams();

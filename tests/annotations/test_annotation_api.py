@@ -245,6 +245,31 @@ def test_an_item_with_all_its_judgements_is_marked_complete_and_leaves_the_pool(
     assert pool.ready_count(filled_pool) == ready - 1
 
 
+def test_pool_ready_is_counted_about_once_a_second_and_is_right_after_a_refill(
+    api, annotator, tiny_version, prompts, stub_generator, monkeypatch
+):
+    """Every next-item answer shows pool_ready; the count behind it is shared for READY_COUNT_SECONDS,
+    and a refill that stores items drops it, so the next answer counts them (not the empty pool)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from training.generation import refill_pool
+
+    def pool_counts(queries) -> int:
+        return sum(q["sql"].startswith('SELECT COUNT(*) FROM (SELECT "annotations_annotationitem"') for q in queries)
+
+    monkeypatch.setattr(pool, "READY_COUNT_SECONDS", 60)  # no expiry during the test: only a refill refreshes it
+    client = api(annotator)
+    with CaptureQueriesContext(connection) as first:
+        assert next_item(client)["pool_ready"] == 0
+    with CaptureQueriesContext(connection) as second:
+        assert next_item(client)["pool_ready"] == 0
+    assert (pool_counts(first), pool_counts(second)) == (1, 0)  # the second answer reused the first one's count
+    refill_pool(tiny_version.pk, target=4, generator_factory=lambda path: stub_generator)
+    payload = next_item(client)
+    assert payload["status"] == "ready"
+    assert payload["pool_ready"] == pool.ready_count(tiny_version) == 3  # 4 stored, 1 now reserved for this annotator
+
+
 def test_raising_judgements_needed_in_the_admin_reopens_a_finished_item(filled_pool, make_user, api):
     """Staff who ask for one more judgement on a finished item get it served again."""
     from types import SimpleNamespace

@@ -2,25 +2,13 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection
 
 from core.queues import get_connection
+from tests.conftest import blocked_in_redis
 from training.generation import refill_pool
-
-
-def blocked_in_redis(limit_seconds: float = 10) -> bool:
-    """True once some client is blocked in BLPOP (the waiting request), polled for up to ``limit_seconds``."""
-    redis = get_connection()
-    db = str(redis.connection_pool.connection_kwargs.get("db", 0))  # the tests' own database: workers elsewhere block too
-    end = time.monotonic() + limit_seconds
-    while time.monotonic() < end:
-        if any(c.get("cmd") == "blpop" and c.get("db") == db for c in redis.client_list()):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_waiting_request_returns_as_soon_as_a_refill_stores_items(

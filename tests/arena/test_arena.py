@@ -1,21 +1,23 @@
 """The blind A/B arena: ratings maths, opening comparisons, generating matches (stub and a real RQ
-worker on the tiny model), serving them blind, judging, results, roles and bad input."""
+worker on the tiny model), serving them blind (a request may wait for one), judging, results, roles and bad input."""
 from __future__ import annotations
 
 import json
-
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt
 from core.actions import ActionRefused
 from arena import services
 from arena.models import Comparison
 from arena.results import compute_results
-from tests.conftest import PerPromptSampling, run_jobs
+from tests.conftest import PerPromptSampling, blocked_in_redis, run_jobs
 from training.ml.generate import SampledRewrite
 from training.models import ModelVersion
 
@@ -364,6 +366,72 @@ def test_annotator_is_told_to_wait_while_matches_are_generated(api, annotator, s
     assert next_match(api(annotator), comparison=opened.pk)["status"] == "ready"
 
 
+# --- waiting for a match (long poll) -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("of_the_comparison", [False, True], ids=["any-comparison", "this-comparison"])
+def test_a_waiting_arena_request_returns_a_match_generated_during_the_wait(
+    api, annotator, stub_versions, prompts, staff, settings, of_the_comparison
+):
+    # No periodic re-check within the wait: only the generation job's Redis signal can end it with a match.
+    settings.NEXT_ITEM_RECHECK_SECONDS = 60
+    opened = services.open_comparison(name="pending", versions=stub_versions[:2], matches_wanted=4, user=staff)
+    query = f"wait=20&comparison={opened.pk}" if of_the_comparison else "wait=20"
+    answers, asked = [], threading.Event()
+
+    def annotator_waits():
+        try:
+            asked.set()
+            started = time.monotonic()
+            answers.append((api(annotator).get(f"/api/arena/next/?{query}"), time.monotonic() - started))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=annotator_waits)
+    waiter.start()
+    asked.wait(5)
+    assert blocked_in_redis(), "the request never started waiting"
+    services.generate_matches(opened.pk, generator_factory=StubModels())
+    waiter.join(30)
+    assert not waiter.is_alive()
+    response, seconds = answers[0]
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ready" and body["assignment"]["comparison"] == opened.pk
+    assert seconds < 15  # woken by the signal, not by the end of the wait
+
+
+def test_a_wait_with_no_matches_being_generated_answers_at_once(api, annotator, comparison):
+    services.close_comparison(comparison=comparison)
+    started = time.monotonic()
+    payload = next_match(api(annotator), wait=20)
+    assert payload["status"] == "exhausted" and payload["message"] == "No arena comparison is open right now."
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "query, body",
+    [
+        ("wait=26", {"wait": ["Ensure this value is less than or equal to 25."]}),
+        ("wait=-1", {"wait": ["Ensure this value is greater than or equal to 0."]}),
+        ("wait=soon", {"wait": ["A valid integer is required."]}),
+        ("comparison=first", {"comparison": ["A valid integer is required."]}),
+    ],
+)
+def test_a_bad_wait_or_comparison_is_refused_with_a_message(api, annotator, query, body):
+    response = api(annotator).get(f"/api/arena/next/?{query}")
+    assert response.status_code == 400 and response.json() == body
+
+
+def test_the_openapi_schema_documents_the_wait_parameter(api, annotator):
+    schema = api(annotator).get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/arena/next/"]["get"]["parameters"]}
+    assert set(parameters) == {"comparison", "wait"}
+    wait = parameters["wait"]
+    assert wait["in"] == "query" and wait["schema"]["minimum"] == 0 and wait["schema"]["maximum"] == 25
+    assert "Seconds to wait on the server" in wait["description"]
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 
@@ -411,6 +479,7 @@ def test_arena_page_for_everyone_and_comparisons_page_for_reviewers_and_staff(cl
     client.force_login(annotator)
     page = client.get("/arena/").content.decode()
     assert "Which rewrite is better?" in page and "js/judge.js" in page and 'href="/arena/"' in page
+    assert 'data-wait="20"' in page  # the page waits on the server for matches, like the annotate page
     assert client.get("/arena/comparisons/").status_code == 403
     assert client.get(f"/arena/comparisons/{comparison.pk}/").status_code == 403
     client.force_login(reviewer)

@@ -59,6 +59,35 @@ def test_heldout_prompts_are_never_annotated(tiny_version, prompts, stub_generat
     assert AnnotationItem.objects.count() == 2
 
 
+def test_refills_go_round_every_waiting_prompt_before_any_gets_a_second_item(tiny_version, prompts, stub_generator, settings):
+    """Refills walk the prompt ids from where the last one stopped: held-out prompts never get an item,
+    every other prompt gets one before any gets a second, and a prompt with an open item is skipped."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotations.models import Prompt
+
+    heldout = {p.pk for p in prompts[3:5]}
+    Prompt.objects.filter(pk__in=heldout).update(is_heldout=True)
+    waiting = {p.pk for p in prompts} - heldout
+    settings.POOL_BATCH = 2
+    served = []
+    for _ in range(len(waiting)):  # two rounds of the six waiting prompts, two items per refill
+        generation.refill_pool(tiny_version.pk, target=2, generator_factory=lambda path: stub_generator)
+        fresh = AnnotationItem.objects.filter(is_complete=False)
+        served += fresh.order_by("id").values_list("prompt_id", flat=True)
+        fresh.update(is_complete=True)  # judged: the prompt may get another item
+    assert len(served) == 2 * len(waiting)
+    assert set(served[: len(waiting)]) == set(served[len(waiting) :]) == waiting
+
+    generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: stub_generator)
+    open_prompt = AnnotationItem.objects.get(is_complete=False).prompt_id
+    with CaptureQueriesContext(connection) as picking:
+        picked = [p.pk for p in pool.pick_prompts(tiny_version, 20)]
+    assert sorted(picked) == sorted(waiting - {open_prompt})
+    assert not any("RANDOM" in q["sql"].upper() for q in picking)  # no sort of the whole table
+
+
 def test_redis_down_gives_a_how_to_fix_message(settings):
     settings.RQ_QUEUES = {name: {**q, "URL": "redis://127.0.0.1:1/0"} for name, q in settings.RQ_QUEUES.items()}
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
