@@ -30,7 +30,7 @@ def test_sft_run_saves_a_trained_self_describing_checkpoint(tiny_checkpoint, sto
     assert result.steps == result.total_steps == 6
     assert any("loss" in entry for entry in result.log_history)
     assert result.metrics["train_loss"] > 0 and "final_loss" in result.metrics
-    assert result.device == "cpu (float32)"
+    assert result.device.startswith("cpu (float32")
     assert weights_changed(tiny_checkpoint, output)
 
     version = json.loads((output / "version.json").read_text())
@@ -39,7 +39,7 @@ def test_sft_run_saves_a_trained_self_describing_checkpoint(tiny_checkpoint, sto
     assert version["hyperparameters"]["learning_rate"] == 1e-3
     assert version["hyperparameters"]["parent_dir"] == str(tiny_checkpoint)
     assert version["data_hash"] == result.data_hash == snapshot_hash(sft_records)
-    assert version["device"] == "cpu (float32)"
+    assert version["device"].startswith("cpu (float32")
     assert version["metrics"]["final_loss"] == result.metrics["final_loss"]
     assert "trl" in version["library_versions"]
     assert read_jsonl(output / "data.jsonl") == sft_records
@@ -117,7 +117,7 @@ def test_invalid_config_is_refused(tiny_checkpoint, store, sft_records, override
 def test_lora_defaults_to_a_larger_learning_rate_unless_one_is_given(tiny_checkpoint, store):
     """Adapters barely move at the full fine-tuning rate, so LoRA's default is 10x; an explicit rate stays."""
     dirs = {"parent_dir": tiny_checkpoint, "output_dir": store / "out"}
-    assert SFTRunConfig(**dirs).learning_rate == 5e-5
+    assert SFTRunConfig(**dirs).learning_rate == 1.5e-4
     assert SFTRunConfig(**dirs, use_lora=True).learning_rate == 5e-4
     assert SFTRunConfig(**dirs, use_lora=True, learning_rate=1e-4).learning_rate == 1e-4
     assert DPORunConfig(**dirs).learning_rate == 5e-6

@@ -62,6 +62,7 @@ class RunConfig:
     seed: int = 42
     logging_steps: int = 10
     DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-5
+    DEFAULT_LORA_LEARNING_RATE: ClassVar[float | None] = None  # None: DEFAULT_LEARNING_RATE x LORA_LEARNING_RATE_FACTOR
     # Upper bounds: far above any useful value for a 135M model, low enough that a typo (epochs=1000,
     # batch_size=10**6) is refused at once instead of running out of memory or for weeks.
     MAXIMA: ClassVar[dict[str, float]] = {
@@ -78,8 +79,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.learning_rate is None:
-            factor = LORA_LEARNING_RATE_FACTOR if self.use_lora else 1
-            self.learning_rate = self.DEFAULT_LEARNING_RATE * factor
+            lora = self.DEFAULT_LORA_LEARNING_RATE or self.DEFAULT_LEARNING_RATE * LORA_LEARNING_RATE_FACTOR
+            self.learning_rate = lora if self.use_lora else self.DEFAULT_LEARNING_RATE
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
