@@ -205,7 +205,7 @@ def measure_supply(
     generator: Generator, prompts: list[str], config: DecodingConfig, k: int, seconds: float, legacy: bool = False
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    items = calls = candidates = kept_tokens = 0
+    items = items_full = calls = candidates = kept_tokens = 0
     i = 0
     while time.perf_counter() - started < seconds or calls == 0:
         chunk = [prompts[(i + j) % len(prompts)] for j in range(k)]
@@ -217,7 +217,8 @@ def measure_supply(
         calls += 1
         for toxic, group in zip(chunk, texts):
             keys = {candidate_key(t) for t in group if t.strip()} - {"", candidate_key(toxic)}
-            items += len(keys) >= 2
+            items += len(keys) >= 2  # what the pool stores (generation.generate_items keeps 2-3 distinct)
+            items_full += len(keys) >= config.num_candidates
             candidates += len(group)
             kept_tokens += sum(len(generator.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in group)
     elapsed = time.perf_counter() - started
@@ -227,6 +228,7 @@ def measure_supply(
         "seconds": round(elapsed, 2),
         "items": items,
         "items_per_s": round(items / elapsed, 2),
+        "items_all_distinct_per_s": round(items_full / elapsed, 2),  # every candidate distinct (3 of 3)
         "prompts_per_s": round(calls * k / elapsed, 2),
         "candidates_per_s": round(candidates / elapsed, 2),
         "seconds_per_candidate": round(elapsed / candidates, 3),

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 REFILL_LOCK_SECONDS = 300
 PROMPT_CLAIM_SECONDS = 120  # longer than one batched sampling call
 POOL_CHECK_SECONDS = 1  # refills take seconds; checking the pool more often than this buys nothing
+EMPTY_POOL_BATCH = 4  # prompts in the first call on an empty pool: items in ~1 s, not a full batch's ~4 s
 
 
 def annotation_decoding() -> DecodingConfig:
@@ -177,8 +178,10 @@ def refill_pool(
 ) -> int:
     """Generate items for ``version_id`` until ``target`` are ready; stops early if it is deactivated.
 
-    Each round samples ``POOL_BATCH`` prompts in one batched call. Returns the number of items
-    created. The generator is loaded once per process and reused.
+    Each round samples up to ``POOL_BATCH`` prompts in one batched call (larger calls supply more items per
+    second); when nothing is ready, the first call takes only ``EMPTY_POOL_BATCH`` prompts so that waiting
+    annotators get items in about a second. Returns the number of items created. The generator is loaded
+    once per process and reused.
     """
     from training.ml.generate import get_generator
 
@@ -190,10 +193,12 @@ def refill_pool(
         if version is None:
             logger.info("version %s is no longer active; refill stops", version_id)
             return created
-        missing = target - ready_count(version)
+        ready = ready_count(version)
+        missing = target - ready
         if missing <= 0:
             return created
-        prompts = claim_prompts(version, min(missing, settings.POOL_BATCH))
+        batch = settings.POOL_BATCH if ready else min(EMPTY_POOL_BATCH, settings.POOL_BATCH)
+        prompts = claim_prompts(version, min(missing, batch))
         if not prompts:
             return created
         try:

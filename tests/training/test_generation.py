@@ -50,6 +50,22 @@ def test_refill_stops_when_version_is_deactivated(tiny_version, prompts, stub_ge
     assert created == 0 and stub_generator.calls == 0
 
 
+def test_an_empty_pool_gets_a_small_first_call_then_full_batches(tiny_version, prompts, stub_generator, settings):
+    """Waiting annotators see items after a 4-prompt call; the rest of the pool comes in POOL_BATCH calls."""
+    from annotations.importers import PromptRecord, import_prompts
+    from annotations.models import Prompt
+
+    import_prompts([PromptRecord(f"shut up, moron number {i}", ()) for i in range(6)], source="test")
+    Prompt.objects.update(is_heldout=False)  # 14 prompts in all
+    settings.POOL_BATCH = 6
+    sizes = []
+    sample_batch = stub_generator.sample_batch
+    stub_generator.sample_batch = lambda texts, *args, **kwargs: sizes.append(len(texts)) or sample_batch(texts, *args, **kwargs)
+    generation.refill_pool(tiny_version.pk, target=12, generator_factory=lambda path: stub_generator)
+    assert sizes == [generation.EMPTY_POOL_BATCH, 6, 2]
+    assert pool.ready_count(tiny_version) == 12
+
+
 def test_heldout_prompts_are_never_annotated(tiny_version, prompts, stub_generator):
     from annotations.models import Prompt
 

@@ -493,7 +493,9 @@ class _Ct2Engines:
             except Exception:  # noqa: BLE001 - the next call builds it in the foreground
                 logger.exception("could not load a spare CTranslate2 generator")
 
-        self._loader = threading.Thread(target=load, name="ct2-spare-loader", daemon=True)
+        # Not a daemon: the interpreter waits the ~0.3 s for it at exit; a daemon thread still inside
+        # CTranslate2 when Python exits aborts the process ("terminate called without an active exception").
+        self._loader = threading.Thread(target=load, name="ct2-spare-loader")
         self._loader.start()
 
     @contextlib.contextmanager
