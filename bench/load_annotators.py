@@ -2,15 +2,27 @@
 
     python bench/load_annotators.py --annotators 50 --database postgres --seconds 120 [--out FILE]
     python bench/load_annotators.py --annotators 10 --database sqlite --seconds 60
+    python bench/load_annotators.py --annotators 50 --database postgres --seconds 120 --model var/models/sft-3
 
 Setup (this process, through Django): a fresh database (PostgreSQL ``--pg-url``, dropped and
-created again; or a new SQLite file under var/), migrations, synthetic prompts, an active stub
-model version, N annotator users with API tokens, and Redis database ``--redis-url`` flushed.
-Supply: the pool is pre-filled and then kept at ``--pool-target`` items by a refill loop in this
-process that calls the real ``training.generation.refill_pool`` with a *stub generator* (fixed
-texts, no model): what is measured is the web, database and Redis path, not sampling speed (see
-bench/bench_generation.py for that). The server keeps ``DETOX_AUTO_REFILL`` on, so it pays for
-``request_refill`` as in production; the few refill jobs it queues are never run (no worker). gunicorn is started with the Procfile's ``--workers``/``--threads`` unless overridden.
+created again; or a new SQLite file under var/), migrations, synthetic prompts, an active model
+version, N annotator users with API tokens, and Redis database ``--redis-url`` flushed. gunicorn is
+started with the Procfile's ``--workers``/``--threads`` unless overridden; the server keeps
+``DETOX_AUTO_REFILL`` on, so it pays for ``request_refill`` as in production.
+
+Supply, by default: the pool is pre-filled and then kept at ``--pool-target`` items by a refill loop
+in this process that calls the real ``training.generation.refill_pool`` with a *stub generator*
+(fixed texts, no model): what is measured is the web, database and Redis path, not sampling speed
+(see bench/bench_generation.py for that); the few refill jobs the server queues are never run.
+
+Supply with ``--model DIR`` (a checkpoint directory: config.json, tokenizer, maybe ``ct2-int8/``):
+the production path. DIR is linked file by file into a scratch model store (var/load-models; a
+conversion to ct2-int8 is written there, never into DIR), registered and activated as a version,
+and the Procfile's ``generation`` worker (``manage.py rqworker generation``) runs the refill jobs that
+the activation and the server queue, with settings' POOL_TARGET/POOL_BATCH unless ``--pool-target``
+is given. Annotators start once the pool holds the target (at most ``--prefill-seconds``); the
+report adds the pre-fill time, the items created during the run and per second, and the worker's
+CPU seconds. The worker is stopped at the end (warm, then cold, then killed), as gunicorn is.
 
 Each annotator loops until ``--seconds`` (at most 150) are up: ``GET /api/annotate/next/?wait=W``,
 think 3-5 s, ``POST /api/judgements/`` with a random candidate id. Reported: requests/s,
@@ -25,7 +37,9 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -53,7 +67,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="gunicorn threads per worker (default: the Procfile's)")
     p.add_argument("--wait", type=int, default=20, help="long-poll seconds of each next-item request (0: no wait)")
     p.add_argument("--think", default="3,5", help="think time range in seconds, MIN,MAX")
-    p.add_argument("--pool-target", type=int, help="ready items kept ahead (default: 2 x annotators, at least 12)")
+    p.add_argument(
+        "--pool-target", type=int,
+        help="ready items kept ahead (default: 2 x annotators, at least 12; with --model settings' POOL_TARGET)",
+    )
+    p.add_argument(
+        "--model", type=Path, metavar="DIR",
+        help="a checkpoint directory: supply from a real generation worker sampling with it, not the stub",
+    )
+    p.add_argument("--prefill-seconds", type=float, default=120, help="with --model: longest wait for a full pool")
     p.add_argument("--prompts", type=int, default=5000)
     p.add_argument("--out", type=Path, help="also write the JSON here")
     args = p.parse_args()
@@ -61,6 +83,10 @@ def parse_args() -> argparse.Namespace:
         p.error(f"--seconds must be in (0, {HARD_CAP_SECONDS}]")
     if not 1 <= args.annotators <= 500:
         p.error("--annotators must be between 1 and 500")
+    if args.model is not None:
+        args.model = args.model.resolve()
+        if not (args.model / "config.json").is_file():
+            p.error(f"--model {args.model}: no config.json there, not a checkpoint directory")
     for url in filter(None, [args.target, args.pg_url if args.database == "postgres" else None, args.redis_url]):
         if urlparse(url).hostname != LOOPBACK:
             p.error(f"refusing {url}: this load generator only talks to {LOOPBACK}")
@@ -77,6 +103,14 @@ def procfile_web_options() -> dict[str, int]:
         if found:
             options[name] = int(found.group(1))
     return options
+
+
+def procfile_command(name: str) -> list[str]:
+    """The Procfile's ``name:`` command as argv, ``python`` being this checkout's .venv python, so the
+    bench starts the worker that is deployed."""
+    line = next(l for l in (REPO / "Procfile").read_text().splitlines() if l.startswith(f"{name}:"))
+    argv = shlex.split(line.split(":", 1)[1])
+    return [str(REPO / ".venv" / "bin" / "python") if argv[0] == "python" else argv[0], *argv[1:]]
 
 
 def fresh_database(args: argparse.Namespace) -> str:
@@ -111,8 +145,45 @@ class StubGenerator:
         return {**config.as_dict(), "backend": self.backend}
 
 
+def link_checkpoint(source: Path, model_store: Path) -> str:
+    """Make checkpoint ``source`` a version directory of ``model_store`` (returns its name): a real
+    directory of symlinks to the checkpoint's entries, so the version's path lies in the store and
+    what a worker writes beside them (a ct2-int8 conversion) stays in the scratch store, not in ``source``."""
+    linked = model_store / source.name
+    linked.mkdir(parents=True)
+    for entry in source.iterdir():
+        (linked / entry.name).symlink_to(entry)
+    return source.name
+
+
+def register_checkpoint(directory: str) -> Any:
+    """Register ``MODEL_STORE/directory`` as a version, with the kind and provenance of its version.json,
+    and activate it with ``activate_version`` (which queues the first refill after commit).
+    No VERSION_REGISTERED announcement: nothing here would run the evaluation it queues."""
+    from django.conf import settings
+
+    from training.models import ModelVersion
+    from training.services import activate_version
+
+    meta_file = Path(settings.MODEL_STORE) / directory / "version.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    version = ModelVersion.objects.create(
+        name=directory,
+        kind=meta["kind"] if meta.get("kind") in ModelVersion.Kind.values else ModelVersion.Kind.BASE,
+        directory=directory,
+        source=meta.get("source") or "",
+        hyperparameters=meta.get("hyperparameters") or {},
+        library_versions=meta.get("library_versions") or {},
+        notes="Registered by bench/load_annotators.py --model",
+    )
+    activate_version(version=version, reason="load benchmark")
+    return version
+
+
 def seed_platform(args: argparse.Namespace) -> tuple[int, list[tuple[int, str]]]:
-    """Prompts, an active stub version and annotators with tokens; returns (version id, [(user id, token)])."""
+    """Prompts, an active version (the stub, or ``--model`` linked into the model store) and annotators
+    with tokens; returns (version id, [(user id, token)])."""
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
@@ -124,7 +195,10 @@ def seed_platform(args: argparse.Namespace) -> tuple[int, list[tuple[int, str]]]
     call_command("migrate", verbosity=0)
     import_prompts((PromptRecord(f"load prompt {i}: you are a total idiot", ()) for i in range(args.prompts)), source="load")
     Prompt.objects.update(is_heldout=False)
-    version = ModelVersion.objects.create(name="load-stub", kind="base", directory="load-stub", is_active=True)
+    if args.model is None:
+        version = ModelVersion.objects.create(name="load-stub", kind="base", directory="load-stub", is_active=True)
+    else:
+        version = register_checkpoint(link_checkpoint(args.model, Path(settings.MODEL_STORE)))
     users = []
     for i in range(args.annotators):
         user = get_user_model()(username=f"load-annotator-{i}")
@@ -157,6 +231,81 @@ def start_server(args: argparse.Namespace, env: dict[str, str], options: dict[st
         "--keep-alive", str(options["keep-alive"]), "--timeout", "120",
     ]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_worker(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
+    """The Procfile's generation worker, with the server's environment (database, Redis, model store)."""
+    log = open(worker_log(args), "w")
+    return subprocess.Popen(
+        procfile_command("generation"), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def worker_log(args: argparse.Namespace) -> Path:
+    return REPO / "var" / f"load-worker-{args.database}.log"
+
+
+def stop_worker(worker: subprocess.Popen) -> str:
+    """Stop the generation worker and say how: ``warm`` (SIGTERM: RQ lets the job in progress finish),
+    ``cold`` (a second SIGTERM ends the job) or ``killed`` (SIGKILL to its process group)."""
+    if worker.poll() is not None:
+        return f"exited by itself with status {worker.returncode}"
+    for how, grace in (("warm", 5), ("cold", 10)):  # RQ ignores a second signal within 1 s of the first
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(grace)
+            return how
+        except subprocess.TimeoutExpired:
+            pass
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    return "killed"
+
+
+def process_cpu_seconds(process: subprocess.Popen | None) -> float | None:
+    """CPU seconds (user + system, children it waited for included) used so far by ``process``; None
+    without one or once it is gone. The generation worker is an rq.SimpleWorker: jobs run in it."""
+    if process is None:
+        return None
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
+def wait_for_pool(
+    version_id: int, target: int, worker: subprocess.Popen, *, since: float, limit: float, log: Path
+) -> dict[str, Any]:
+    """Wait until ``target`` items of the version are ready, at most ``limit`` seconds after ``since``
+    (a monotonic time: the worker's start), asking for a refill each second as the server does on
+    next-item requests (one queued at a time); a worker that exits ends the wait with an error."""
+    from annotations.pool import ready_count
+    from training.generation import request_refill
+    from training.models import ModelVersion
+
+    version = ModelVersion.objects.get(pk=version_id)
+    while (ready := ready_count(version)) < target and time.monotonic() - since < limit:
+        if worker.poll() is not None:
+            raise SystemExit(f"the generation worker exited (status {worker.returncode}) during the pre-fill; see {log}")
+        request_refill(version)
+        time.sleep(1)
+    return {"seconds": round(time.monotonic() - since, 1), "ready": ready, "complete": ready >= target}
+
+
+def items_created_between(version_id: int, start: Any, end: Any) -> int:
+    """Annotation items of the version stored in [start, end) (aware datetimes): supply during a window."""
+    from annotations.models import AnnotationItem
+
+    return AnnotationItem.objects.filter(model_version_id=version_id, created_at__gte=start, created_at__lt=end).count()
+
+
+def candidate_backends(version_id: int) -> list[str]:
+    """Backends named in the provenance of the version's candidates: one, unless the worker fell back."""
+    from annotations.models import Candidate
+
+    found = Candidate.objects.filter(model_version_id=version_id).values_list("decoding__backend", flat=True)
+    return sorted({str(b) for b in found.distinct()})
 
 
 def server_cpu_seconds(server: subprocess.Popen | None) -> float | None:
@@ -269,7 +418,7 @@ def main() -> None:
     think = tuple(float(x) for x in args.think.split(","))
     options = procfile_web_options()
     options.update({k: v for k, v in (("workers", args.workers), ("threads", args.threads)) if v})
-    pool_target = args.pool_target or max(12, 2 * args.annotators)
+    pool_target = args.pool_target or (None if args.model else max(12, 2 * args.annotators))  # None: settings'
     model_store = REPO / "var" / "load-models"
     shutil.rmtree(model_store, ignore_errors=True)
     model_store.mkdir(parents=True)
@@ -278,8 +427,8 @@ def main() -> None:
         "DATABASE_URL": fresh_database(args) if not args.target else os.environ.get("DATABASE_URL", args.pg_url),
         "REDIS_URL": args.redis_url,
         "MODEL_STORE": str(model_store),
-        "DETOX_AUTO_REFILL": "1",  # the web pays for request_refill as in production; no worker runs its jobs
-        "POOL_TARGET": str(pool_target),
+        "DETOX_AUTO_REFILL": "1",  # the web pays for request_refill as in production; only --model runs its jobs
+        **({"POOL_TARGET": str(pool_target)} if pool_target else {}),
         "DJANGO_SETTINGS_MODULE": "detoxsite.settings",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
@@ -290,28 +439,43 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
+    from django.utils import timezone
 
-    from annotations.models import Judgement
+    from annotations.models import AnnotationItem, Judgement
     from core.queues import get_connection
 
+    pool_target = pool_target or settings.POOL_TARGET
     get_connection().flushdb()
     version_id, users = seed_platform(args)
     stats: dict[str, Any] = {"items_generated": 0}
     stop = threading.Event()
-    from training.generation import refill_pool
+    refiller = worker = None
+    if args.model is None:
+        from training.generation import refill_pool
 
-    stats["items_generated"] += refill_pool(version_id, target=pool_target, generator_factory=lambda path: StubGenerator())
-    refiller = threading.Thread(target=refill_loop, args=(version_id, pool_target, stop, stats), daemon=True)
-    refiller.start()
+        stats["items_generated"] += refill_pool(version_id, target=pool_target, generator_factory=lambda path: StubGenerator())
+        refiller = threading.Thread(target=refill_loop, args=(version_id, pool_target, stop, stats), daemon=True)
+        refiller.start()
 
-    server = None if args.target else start_server(args, env, options)
+    server = None
     base = args.target or f"http://{LOOPBACK}:{args.port}"
     loads: list[tuple[float, float, float]] = []
     try:
+        if args.model is not None:  # first, so the model loads while gunicorn starts
+            worker, worker_started = start_worker(args, env), time.monotonic()
+        server = None if args.target else start_server(args, env, options)
         wait_until_up(base, users[0][1])
+        if worker is not None:
+            prefill = wait_for_pool(
+                version_id, pool_target, worker, since=worker_started, limit=args.prefill_seconds, log=worker_log(args)
+            )
+            print(f"pool: {prefill['ready']}/{pool_target} ready {prefill['seconds']} s after the worker started",
+                  file=sys.stderr)
         print(f"{len(users)} annotators against {base} for {args.seconds:.0f} s ...", file=sys.stderr)
         tally = Tally()
         cpu_before = server_cpu_seconds(server)
+        worker_cpu_before = process_cpu_seconds(worker)
+        window_start = timezone.now()
         started = time.monotonic()
         end = started + args.seconds
         crowd = [
@@ -328,7 +492,9 @@ def main() -> None:
                 tally.errors.append("annotators still running 60 s after the end")
                 break
         elapsed = time.monotonic() - started
+        window_end = timezone.now()
         cpu_after = server_cpu_seconds(server)
+        worker_cpu_after = process_cpu_seconds(worker)
     finally:
         stop.set()
         if server is not None:
@@ -337,7 +503,32 @@ def main() -> None:
                 server.wait(15)
             except subprocess.TimeoutExpired:
                 server.kill()
-    refiller.join(10)
+        if worker is not None:
+            worker_stop = stop_worker(worker)
+    if refiller is not None:
+        refiller.join(10)
+
+    if args.model is None:
+        supply = f"stub generator through training.generation.refill_pool in the bench process, pool target {pool_target}"
+        real_supply: dict[str, Any] = {}
+    else:
+        backends = candidate_backends(version_id)
+        supply = f"real generation worker (rq) on {args.model}, backend {', '.join(backends) or 'none (no candidates)'}"
+        stats["items_generated"] = AnnotationItem.objects.filter(model_version_id=version_id).count()
+        in_window = items_created_between(version_id, window_start, window_end)
+        real_supply = {
+            "pool_target": pool_target,
+            "pool_batch": settings.POOL_BATCH,
+            "prefill": prefill,
+            "items_generated_in_window": in_window,
+            "items_per_s": round(in_window / elapsed, 2),
+            "worker_cpu_s": {
+                "prefill": round(worker_cpu_before, 1) if worker_cpu_before is not None else None,
+                "window": round(worker_cpu_after - worker_cpu_before, 1)
+                if worker_cpu_before is not None and worker_cpu_after is not None else None,
+            },
+            "worker_stop": worker_stop,
+        }
 
     rows = list(Judgement.objects.filter(user_id__in=[u for u, _ in users]).values_list("id", "assignment_id"))
     row_ids = [r[0] for r in rows]
@@ -355,8 +546,9 @@ def main() -> None:
         "gunicorn": {**options, "started_here": server is not None},
         "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
         "next_item_max_waiters": settings.NEXT_ITEM_MAX_WAITERS,
-        "supply": f"stub generator through training.generation.refill_pool in the bench process, pool target {pool_target}",
+        "supply": supply,
         "items_generated": stats["items_generated"],
+        **real_supply,
         "requests": requests_total,
         "requests_per_s": round(requests_total / elapsed, 2),
         "next_item_ms": percentiles(tally.next_ms),
