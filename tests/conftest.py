@@ -203,3 +203,32 @@ def blocked_in_redis(limit_seconds: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def waiting_request(client, url: str):
+    """Send ``GET url`` from another thread and return once it is blocked in its long poll; calling the
+    returned function joins it and gives ``(response, seconds it took)``."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    answers: list = []
+
+    def wait() -> None:
+        try:
+            started = time.monotonic()
+            answers.append((client.get(url), time.monotonic() - started))
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert blocked_in_redis(), "the request never started waiting"
+
+    def answer():
+        waiter.join(30)
+        assert not waiter.is_alive(), "the request is still waiting"
+        return answers[0]
+
+    return answer

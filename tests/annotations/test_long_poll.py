@@ -4,10 +4,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
 
 from core.queues import get_connection
-from tests.conftest import blocked_in_redis
+from tests.conftest import waiting_request
 from training.generation import refill_pool
 
 
@@ -16,24 +15,11 @@ def test_a_waiting_request_returns_as_soon_as_a_refill_stores_items(
 ):
     # No periodic re-check within the wait: only the refill's Redis signal can end it with an item.
     settings.NEXT_ITEM_RECHECK_SECONDS = 60
-    answers, asked = [], threading.Event()
-
-    def annotator_waits():
-        try:
-            asked.set()
-            answers.append(api(annotator).get("/api/annotate/next/?wait=20"))
-        finally:
-            connection.close()
-
-    waiter = threading.Thread(target=annotator_waits)
-    waiter.start()
-    asked.wait(5)
-    assert blocked_in_redis(), "the request never started waiting"
+    answer = waiting_request(api(annotator), "/api/annotate/next/?wait=20")
     refill_pool(tiny_version.pk, target=2, generator_factory=lambda path: stub_generator)
-    waiter.join(30)
-    assert not waiter.is_alive()
-    body = answers[0].json()
-    assert answers[0].status_code == 200 and body["status"] == "ready" and body["assignment"]["candidates"]
+    response, _ = answer()
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ready" and body["assignment"]["candidates"]
 
 
 def test_a_bounded_wait_on_an_empty_pool_returns_the_usual_empty_answer(db, tiny_version, prompts, annotator, api):

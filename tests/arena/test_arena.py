@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt
 from core.actions import ActionRefused
 from arena import services
 from arena.models import Comparison
 from arena.results import compute_results
-from tests.conftest import PerPromptSampling, blocked_in_redis, run_jobs
+from tests.conftest import PerPromptSampling, run_jobs, waiting_request
 from training.ml.generate import SampledRewrite
 from training.models import ModelVersion
 
@@ -378,24 +376,9 @@ def test_a_waiting_arena_request_returns_a_match_generated_during_the_wait(
     settings.NEXT_ITEM_RECHECK_SECONDS = 60
     opened = services.open_comparison(name="pending", versions=stub_versions[:2], matches_wanted=4, user=staff)
     query = f"wait=20&comparison={opened.pk}" if of_the_comparison else "wait=20"
-    answers, asked = [], threading.Event()
-
-    def annotator_waits():
-        try:
-            asked.set()
-            started = time.monotonic()
-            answers.append((api(annotator).get(f"/api/arena/next/?{query}"), time.monotonic() - started))
-        finally:
-            connection.close()
-
-    waiter = threading.Thread(target=annotator_waits)
-    waiter.start()
-    asked.wait(5)
-    assert blocked_in_redis(), "the request never started waiting"
+    answer = waiting_request(api(annotator), f"/api/arena/next/?{query}")
     services.generate_matches(opened.pk, generator_factory=StubModels())
-    waiter.join(30)
-    assert not waiter.is_alive()
-    response, seconds = answers[0]
+    response, seconds = answer()
     body = response.json()
     assert response.status_code == 200 and body["status"] == "ready" and body["assignment"]["comparison"] == opened.pk
     assert seconds < 15  # woken by the signal, not by the end of the wait
