@@ -39,3 +39,15 @@ def test_batch_jobs_take_half_the_cores(monkeypatch):
     assert device.batch_threads() == 1
     monkeypatch.setattr(device, "available_cores", lambda: 8)
     assert device.batch_threads() == 4
+
+
+@pytest.mark.parametrize("setting, budget, expected", [(None, 2, 1), ("0", 2, 2), ("0", 1, 1), ("4", 2, 2), ("2", 16, 2)])
+def test_ctranslate2_takes_one_thread_unless_told_and_never_more_than_the_budget(monkeypatch, setting, budget, expected):
+    """One intra-op thread supplied more items/s than two on 2 cores; the job's share still caps it."""
+    from training.ml.generate import ct2_intra_threads
+
+    if setting is None:
+        monkeypatch.delenv("CT2_INTRA_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("CT2_INTRA_THREADS", setting)
+    assert ct2_intra_threads(budget) == expected

@@ -447,6 +447,18 @@ def _ct2_sampling_options(config: DecodingConfig | None) -> dict[str, Any]:
 _seed_lock = threading.Lock()
 
 
+def ct2_intra_threads(budget: int) -> int:
+    """CTranslate2's intra-op threads for a job allowed ``budget`` threads: ``CT2_INTRA_THREADS`` (default 1;
+    0 = the whole budget), never more than the budget.
+
+    On our 2-vCPU machine one thread beat two: 7.4 vs 6.9 items/s and a cold item in 0.32 s vs 0.78 s
+    (p50), and two 1-thread workers together supplied 14.2 items/s (bench/RESULTS.md). More cores are
+    better spent on more generation workers (``GENERATION_WORKERS``) than on threads inside one.
+    """
+    setting = int(os.environ.get("CT2_INTRA_THREADS", "1"))
+    return max(1, budget if setting <= 0 else min(setting, budget))
+
+
 class _Ct2Engines:
     """CTranslate2 generators for one converted model, made seed-reproducible.
 
@@ -484,7 +496,7 @@ class _Ct2Engines:
         import ctranslate2
 
         engine = ctranslate2.Translator if self.translator else ctranslate2.Generator
-        return engine(self.path, device="cpu", compute_type="int8", intra_threads=self.threads)
+        return engine(self.path, device="cpu", compute_type="int8", intra_threads=ct2_intra_threads(self.threads))
 
     def _load_spare_in_background(self) -> None:
         def load() -> None:
