@@ -120,7 +120,7 @@ def test_lora_defaults_to_a_larger_learning_rate_unless_one_is_given(tiny_checkp
     assert SFTRunConfig(**dirs).learning_rate == 1.5e-4
     assert SFTRunConfig(**dirs, use_lora=True).learning_rate == 5e-4
     assert SFTRunConfig(**dirs, use_lora=True, learning_rate=1e-4).learning_rate == 1e-4
-    assert DPORunConfig(**dirs).learning_rate == 5e-6
+    assert DPORunConfig(**dirs).learning_rate == 2e-5
     assert DPORunConfig(**dirs, use_lora=True).learning_rate == 5e-5
 
 
