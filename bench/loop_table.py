@@ -57,7 +57,7 @@ def version_row(version: ModelVersion) -> dict | None:
         values = [r[metric] for r in rows if r[metric] is not None]
         row[metric] = interval(values) if values else None
     if run is not None:
-        row["data"] = f"{run.kind} {run.data_snapshot.get('count')} rows"
+        row["data"] = f"{run.kind} {run.rows_used} rows"
         if run.started_at and run.finished_at:
             row["minutes"] = round((run.finished_at - run.started_at).total_seconds() / 60, 1)
     return row
