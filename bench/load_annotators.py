@@ -355,6 +355,7 @@ def annotator(base: str, token: str, wait: int, think: tuple[float, float], end:
     session = requests.Session()  # keep-alive, like a browser tab
     session.headers["Authorization"] = f"Token {token}"
     rng = random.Random()
+    empties = 0  # empty answers in a row that came back before their wait was up
     while time.monotonic() < end:
         started = time.perf_counter()
         try:
@@ -371,7 +372,14 @@ def annotator(base: str, token: str, wait: int, think: tuple[float, float], end:
         body = response.json()
         if body["status"] != "ready":
             tally.pool_empty += 1
+            # As static/js/judge.js does: ask again at once after a full server-side wait, back off
+            # (1, 2, 4, 8, 15 s) after an early empty answer (no waiting slot was free).
+            waited_fully = time.perf_counter() - started >= 0.8 * wait if wait else False
+            empties = 0 if waited_fully else empties + 1
+            if empties:
+                time.sleep(max(0.0, min(backoff_seconds(empties), end - time.monotonic())))
             continue
+        empties = 0
         time.sleep(max(0.0, min(rng.uniform(*think), end - time.monotonic())))
         choice = rng.choice(body["assignment"]["candidates"])["id"]
         started = time.perf_counter()
@@ -387,6 +395,11 @@ def annotator(base: str, token: str, wait: int, think: tuple[float, float], end:
             tally.acknowledged.append(response.json()["id"])
         else:
             tally.errors.append(f"submit: HTTP {response.status_code} {response.text[:120]}")
+
+
+def backoff_seconds(misses: int) -> float:
+    """judge.js's delay after ``misses`` early empty answers in a row: 1, 2, 4, 8, then 15 s."""
+    return min(2.0 ** max(misses - 1, 0), 15.0)
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:

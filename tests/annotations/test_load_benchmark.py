@@ -72,3 +72,8 @@ def test_items_in_the_window_count_only_the_versions_items_created_in_it(load_be
 
     assert load_bench.items_created_between(filled_pool.pk, start, end) == len(items) - 4
     assert load_bench.candidate_backends(filled_pool.pk) == ["stub"]
+
+
+def test_simulated_annotators_back_off_like_the_page_after_early_empty_answers(load_bench):
+    """A client that re-asked at once would hammer the server while the pool is empty; judge.js does not."""
+    assert [load_bench.backoff_seconds(n) for n in range(1, 7)] == [1, 2, 4, 8, 15, 15]
