@@ -91,10 +91,6 @@ class Lifecycle:
     model: type[JobRow]
     queue: str
     job: str  # dotted path of the RQ entry point, called with the row's id
-    running: str = field(init=False)
-    succeeded: str = field(init=False)
-    queued: str = field(init=False)
-    failed: str = field(init=False)
     heartbeat_timeout: Callable[[], int] = lambda: 300
     on_reaped: Callable[[Any], None] | None = None  # e.g. remove partial output
     job_timeout: Callable[[], int | None] = lambda: None
@@ -103,9 +99,13 @@ class Lifecycle:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.model._meta.label_lower
-        self.queued, self.running = self.model.QUEUED_STATUS, self.model.RUNNING_STATUS
-        self.succeeded, self.failed = self.model.SUCCEEDED_STATUS, self.model.FAILED_STATUS
         LIFECYCLES[self.name] = self
+
+    # The status names, as the model declares them (``JobRow.*_STATUS``).
+    queued = property(lambda self: self.model.QUEUED_STATUS)
+    running = property(lambda self: self.model.RUNNING_STATUS)
+    succeeded = property(lambda self: self.model.SUCCEEDED_STATUS)
+    failed = property(lambda self: self.model.FAILED_STATUS)
 
     # --- enqueue ---------------------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ def test_invalid_config_is_refused(tiny_checkpoint, store, sft_records, override
 
 
 def test_lora_defaults_to_a_larger_learning_rate_unless_one_is_given(tiny_checkpoint, store):
-    """Adapters barely move at the full fine-tuning rate, so LoRA's default is 10x; an explicit rate stays."""
+    """Adapters barely move at the full fine-tuning rate, so LoRA has a larger default of its own; an explicit rate stays."""
     dirs = {"parent_dir": tiny_checkpoint, "output_dir": store / "out"}
     assert SFTRunConfig(**dirs).learning_rate == 1.5e-4
     assert SFTRunConfig(**dirs, use_lora=True).learning_rate == 5e-4

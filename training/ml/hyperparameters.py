@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .dpo import LOSS_TYPES, DPORunConfig
-from .runs import LORA_LEARNING_RATE_FACTOR, RunConfig
+from .runs import RunConfig
 from .sft import SFTRunConfig
 
 CONFIGS: dict[str, type[RunConfig]] = {"sft": SFTRunConfig, "dpo": DPORunConfig}
@@ -49,7 +49,8 @@ class Hyperparameter:
     def default_text(self) -> str:
         if self.name == "learning_rate":
             rates = ", ".join(f"{k.upper()} {CONFIGS[k].DEFAULT_LEARNING_RATE:g}" for k in self.kinds)
-            return f"{rates}; {LORA_LEARNING_RATE_FACTOR}x with LoRA"
+            lora = ", ".join(f"{k.upper()} {CONFIGS[k].DEFAULT_LORA_LEARNING_RATE:g}" for k in self.kinds)
+            return f"{rates}; with LoRA {lora}"
         values = {_show(v) for v in self.defaults.values()}
         if len(values) == 1 and len(self.kinds) == len(CONFIGS):
             return f"default {values.pop()}"

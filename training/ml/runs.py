@@ -23,8 +23,6 @@ from .progress import CancelFn, ProgressFn, ProgressUpdate  # noqa: F401  (re-ex
 
 DATA_FILE = "data.jsonl"
 SCRATCH_PREFIX = "detox-trainer-"
-# Adapters start at zero and touch few weights, so LoRA needs a larger step than full fine-tuning.
-LORA_LEARNING_RATE_FACTOR = 10
 
 
 class TrainingCancelled(Exception):
@@ -54,7 +52,7 @@ class RunConfig:
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs; handy for smoke runs and benchmarks
     batch_size: int = 8
-    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE, times LORA_LEARNING_RATE_FACTOR with LoRA
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE, or DEFAULT_LORA_LEARNING_RATE with LoRA
     max_length: int = 128  # prompt + answer tokens; the template is ~25 tokens, ParaDetox rows are short
     use_lora: bool = False  # full fine-tuning is cheap at 135M; LoRA adapters are merged on save
     lora_r: int = 16
@@ -62,7 +60,8 @@ class RunConfig:
     seed: int = 42
     logging_steps: int = 10
     DEFAULT_LEARNING_RATE: ClassVar[float] = 5e-5
-    DEFAULT_LORA_LEARNING_RATE: ClassVar[float | None] = None  # None: DEFAULT_LEARNING_RATE x LORA_LEARNING_RATE_FACTOR
+    # Adapters start at zero and touch few weights, so LoRA needs a larger step than full fine-tuning.
+    DEFAULT_LORA_LEARNING_RATE: ClassVar[float] = 5e-4
     # Upper bounds: far above any useful value for a 135M model, low enough that a typo (epochs=1000,
     # batch_size=10**6) is refused at once instead of running out of memory or for weeks.
     MAXIMA: ClassVar[dict[str, float]] = {
@@ -79,8 +78,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.learning_rate is None:
-            lora = self.DEFAULT_LORA_LEARNING_RATE or self.DEFAULT_LEARNING_RATE * LORA_LEARNING_RATE_FACTOR
-            self.learning_rate = lora if self.use_lora else self.DEFAULT_LEARNING_RATE
+            self.learning_rate = self.DEFAULT_LORA_LEARNING_RATE if self.use_lora else self.DEFAULT_LEARNING_RATE
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
