@@ -76,7 +76,7 @@ def test_heldout_prompts_are_never_annotated(tiny_version, prompts, stub_generat
 
 
 def test_refills_go_round_every_waiting_prompt_before_any_gets_a_second_item(tiny_version, prompts, stub_generator, settings):
-    """Refills walk the prompt ids from where the last one stopped: held-out prompts never get an item,
+    """Refills walk the prompts from where the last one stopped: held-out prompts never get an item,
     every other prompt gets one before any gets a second, and a prompt with an open item is skipped."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -102,6 +102,22 @@ def test_refills_go_round_every_waiting_prompt_before_any_gets_a_second_item(tin
         picked = [p.pk for p in pool.pick_prompts(tiny_version, 20)]
     assert sorted(picked) == sorted(waiting - {open_prompt})
     assert not any("RANDOM" in q["sql"].upper() for q in picking)  # no sort of the whole table
+
+
+def test_a_round_of_items_samples_the_whole_import_not_one_stretch_of_the_file(tiny_version):
+    """ParaDetox's rows come in runs from one source; a round of items must not be one of those runs."""
+    from annotations.models import Prompt
+
+    for source in ("tweets", "comments"):
+        for n in range(60):
+            prompt = Prompt(source=source)
+            prompt.set_text(f"{source} sentence number {n} with a damn word")
+            prompt.is_heldout = False
+            prompt.save()
+    for _ in range(5):  # whatever point the first refill starts at
+        queues.get_connection().delete(f"detox:pick-cursor:{tiny_version.pk}")
+        sources = [p.source for p in pool.pick_prompts(tiny_version, 40)]
+        assert 10 <= sources.count("tweets") <= 30, sources
 
 
 def test_redis_down_gives_a_how_to_fix_message(settings):
