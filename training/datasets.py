@@ -20,7 +20,7 @@ from django.db.models import Q
 
 from annotations.records import approved_pairs, gold_rewrites, parse_since, reference_prompts
 from core import hooks
-from training.ml.data import drop_echoes, drop_toxic, read_jsonl, reconcile_preferences, write_jsonl
+from training.ml.data import add_input_rejections, drop_echoes, drop_toxic, read_jsonl, reconcile_preferences, write_jsonl
 from training.ml.evaluate import DEFAULT_CLASSIFIER
 
 TOXICITY_PENDING = "pending"  # the references' toxicity filter still has to run (in the training worker)
@@ -36,6 +36,7 @@ class DataFilters:
     include_references: bool = True  # SFT: train on imported human references
     include_gold_rewrites: bool = True  # SFT: train on approved "none acceptable" rewrites
     any_version: bool = False  # DPO: also pairs sampled from versions other than the parent (off-policy)
+    reject_input: bool = True  # DPO: one more pair per chosen answer rejecting the toxic input itself
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -131,7 +132,8 @@ def parent_pairs(pairs, parent) -> Any:
 
 
 def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
-    """Prompt/chosen/rejected records from approved pairs, deduplicated and reconciled across annotators.
+    """Prompt/chosen/rejected records from approved pairs, deduplicated and reconciled across annotators,
+    with a pair rejecting the toxic input for each chosen answer unless ``filters.reject_input`` is off.
 
     Only pairs sampled from ``parent`` (on-policy) unless ``filters.any_version`` or no parent is given.
     """
@@ -151,6 +153,9 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
         for p in pairs
     ]
     records, counts = reconcile_preferences(raw)
+    if filters.reject_input:
+        records, added = add_input_rejections(records)
+        counts.update(added)
     return TrainingData(records, {"pairs": counts})
 
 

@@ -40,6 +40,9 @@ class StartRunForm(forms.Form):
     any_version = forms.BooleanField(
         required=False, help_text="DPO: also pairs sampled from other versions than the parent (off-policy)."
     )
+    reject_input = forms.BooleanField(
+        required=False, initial=True, help_text="DPO: add a pair rejecting the toxic input for each chosen answer."
+    )
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["parent"].initial = ModelVersion.objects.active()
@@ -58,6 +61,7 @@ class StartRunForm(forms.Form):
         filters = {k: data[k] for k in ("approved_since", "annotator", "source") if data.get(k)}
         filters["include_references"] = data["include_references"]
         filters["include_gold_rewrites"] = data["include_gold_rewrites"]
+        filters["reject_input"] = data["reject_input"]
         if data.get("any_version"):
             filters["any_version"] = True
         return filters

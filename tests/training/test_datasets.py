@@ -11,7 +11,7 @@ from annotations.models import AnnotationItem, Assignment, Candidate, Judgement,
 from training import services
 from training.datasets import DataFilters, dpo_data, dpo_records, finish_sft_cleaning, sft_data, sft_records
 from training.ml.data import read_jsonl
-from training.models import ModelVersion
+from training.models import ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,7 @@ def test_dpo_pairs_are_deduplicated_and_reconciled_across_annotators(make_user, 
     approved_pair(cat, prompt, "shut up", "please be quiet", tiny_version)  # outvoted 2:1
     approved_pair(ann, other, "hello", "go away", tiny_version)
     approved_pair(bob, other, "go away", "hello", tiny_version)  # 1:1, both dropped
-    data = dpo_data(DataFilters(), parent=tiny_version)
+    data = dpo_data(DataFilters(reject_input=False), parent=tiny_version)
     assert [(r["chosen"], r["rejected"]) for r in data.records] == [("please be quiet", "shut up")]
     assert data.records[0]["pair_id"] == kept.id and len(data.records[0]["pair_ids"]) == 2
     assert data.cleaning["pairs"] == {
@@ -123,12 +123,42 @@ def test_dpo_uses_the_parents_pairs_unless_any_version(staff, tiny_version, olde
     prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
     mine = approved_pair(staff, prompt, "please be quiet", "shut up", tiny_version)
     theirs = approved_pair(staff, prompt, "be quiet please", "shut it", older)
-    assert [r["pair_id"] for r in dpo_records(DataFilters(), parent=tiny_version)] == [mine.id]
-    assert [r["pair_id"] for r in dpo_records(DataFilters(any_version=True), parent=tiny_version)] == [mine.id, theirs.id]
+    assert [r["pair_id"] for r in dpo_records(DataFilters(reject_input=False), parent=tiny_version)] == [mine.id]
+    widened = DataFilters(any_version=True, reject_input=False)
+    assert [r["pair_id"] for r in dpo_records(widened, parent=tiny_version)] == [mine.id, theirs.id]
     run = services.start_training_run(kind="dpo", parent=tiny_version, enqueue=False)
     assert run.data_snapshot["pair_ids"] == [mine.id]
     run = services.start_training_run(kind="dpo", parent=tiny_version, filters={"any_version": True}, enqueue=False)
     assert run.data_snapshot["pair_ids"] == [mine.id, theirs.id]
+
+
+def test_each_chosen_answer_also_rejects_the_toxic_input_unless_turned_off(staff, make_user, tiny_version, api):
+    """The pool never shows annotators a candidate that repeats the prompt, so DPO adds the pair that
+    rejects it: once per prompt and chosen answer, never when the chosen answer is itself an echo."""
+    from django.core.management import call_command
+
+    from training.forms import StartRunForm
+
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    first = approved_pair(staff, prompt, "please be quiet", "shut up", tiny_version)
+    approved_pair(make_user("bob"), prompt, "please be quiet", "be quiet fool", tiny_version)
+    approved_pair(staff, prompt, "Shut up, fool!", "shut up", tiny_version)  # an echo chosen: nothing added
+    data = dpo_data(DataFilters(), parent=tiny_version)
+    added = [r for r in data.records if r.get("derived")]
+    assert [(r["chosen"], r["rejected"]) for r in added] == [("please be quiet", "shut up fool")]
+    assert added[0]["pair_ids"] == [first.id] and data.cleaning["pairs"]["input_rejections"] == 1
+    assert not any(r.get("derived") for r in dpo_records(DataFilters(reject_input=False), parent=tiny_version))
+
+    run = services.start_training_run(kind="dpo", parent=tiny_version, enqueue=False)
+    assert run.data_snapshot["count"] == len(data.records) == 4
+    call_command("train", "dpo", "--no-input-rejections", "--queue")
+    assert TrainingRun.objects.latest("pk").data_filters["reject_input"] is False
+    form = StartRunForm({"kind": "dpo", "parent": tiny_version.pk})
+    assert form.is_valid(), form.errors
+    assert form.filters()["reject_input"] is False  # an unticked box (the page shows it ticked)
+    response = api(staff).post("/api/training-runs/", {"kind": "dpo", "filters": {"reject_input": False}}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["data_filters"]["reject_input"] is False
 
 
 def test_empty_on_policy_dpo_data_says_how_to_widen(staff, tiny_version, older):

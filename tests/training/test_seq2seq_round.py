@@ -120,6 +120,6 @@ def test_detoxifierai_migration_register_t5_import_preferences_train_dpo(t5_sour
     call_command("train", "dpo", "--source", "imported", "--max-steps", "2", "--batch-size", "2", "--beta", "0.1")
     run = TrainingRun.objects.get()
     assert run.status == "succeeded", run.traceback
-    assert run.data_snapshot["count"] == 3 and run.hyperparameters["beta"] == 0.1
+    assert run.data_snapshot["count"] == 3 + 2 and run.hyperparameters["beta"] == 0.1  # + each input rejected
     assert family_of(run.result_version.path) == SEQ2SEQ and run.result_version.parent.source == str(t5_source)
     assert task_prefix(run.result_version.path) == "detoxify this: "  # the prefix it was fine-tuned with, inherited

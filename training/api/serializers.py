@@ -62,6 +62,10 @@ class DataFiltersSerializer(serializers.Serializer):
     any_version = serializers.BooleanField(
         required=False, default=False, help_text="DPO: also pairs sampled from other versions than the parent."
     )
+    reject_input = serializers.BooleanField(
+        required=False, default=True,
+        help_text="DPO: add a pair rejecting the toxic input itself for each chosen answer (the model's commonest failure).",
+    )
 
 
 class StartRunSerializer(serializers.Serializer):

@@ -237,3 +237,32 @@ def reconcile_preferences(records: Sequence[dict[str, Any]]) -> tuple[list[dict[
         "identical_dropped": identical,
     }
     return [record for _, record in kept], counts
+
+
+# Marks a DPO record the platform derived from an annotated one rather than a pair someone judged.
+REJECTS_INPUT = "rejects the input"
+
+
+def add_input_rejections(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """``records`` plus, for each prompt and chosen answer, a pair that rejects the toxic input itself.
+
+    Handing the input back is the model's commonest failure (evaluation scores it FL 0), yet no
+    annotated pair rejects it: the pool drops candidates that repeat the prompt, so annotators never
+    see one. DPO that pushes down only the candidates people saw then moves probability toward copying
+    (bench/RESULTS.md, learning loop: FL -0.057, SIM +0.028 in a round on representative prompts).
+    Added records carry ``derived`` and the ``pair_ids`` of the pair they come from.
+    """
+    seen: set[tuple[str, str]] = set()
+    added: list[dict[str, Any]] = []
+    for record in records:
+        key = (normalised_words(record["prompt"]), normalised_words(record["chosen"]))
+        if key in seen or is_echo_of_input(record["prompt"], record["chosen"]):
+            continue
+        seen.add(key)
+        ids = record.get("pair_ids") or ([record["pair_id"]] if "pair_id" in record else [])
+        added.append({
+            "prompt": record["prompt"], "chosen": record["chosen"], "rejected": record["prompt"],
+            "derived": REJECTS_INPUT, **({"pair_ids": list(ids)} if ids else {}),
+        })
+    return [*records, *added], {"input_rejections": len(added)}
+

@@ -31,6 +31,10 @@ class Command(BaseCommand):
             "--any-version", action="store_true",
             help="DPO: also pairs sampled from other versions than the parent (default: the parent's only).",
         )
+        data.add_argument(
+            "--no-input-rejections", action="store_true",
+            help="DPO: do not add a pair rejecting the toxic input for each chosen answer.",
+        )
         hp = parser.add_argument_group("hyperparameters (defaults from training/ml/sft.py and dpo.py)")
         for param in HYPERPARAMETERS:
             flags = [f"--{param.name.replace('_', '-')}", *FLAG_ALIASES.get(param.name, ())]
@@ -55,6 +59,7 @@ class Command(BaseCommand):
             "include_references": not opts["no_references"],
             "include_gold_rewrites": not opts["no_gold_rewrites"],
             "any_version": opts["any_version"] or None,
+            "reject_input": False if opts["no_input_rejections"] else None,
         }
         try:
             run = services.start_training_run(
