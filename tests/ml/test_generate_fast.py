@@ -127,7 +127,20 @@ def test_backend_label_is_in_the_provenance(hf):
     provenance = hf.provenance(CONFIG)
     assert provenance["backend"] == HF_FP32
     assert provenance["top_k"] == 50
-    assert {k: v for k, v in provenance.items() if k not in ("backend", "top_k")} == CONFIG.as_dict()
+    assert {k: v for k, v in provenance.items() if k not in ("backend", "top_k")} == CONFIG.as_dict()  # float32: no dtype
+
+
+def test_a_half_precision_model_says_so_in_the_provenance(hf):
+    """On a GPU the hf path runs in bf16 (``pick_device``); its candidates must not look float32."""
+    import torch
+
+    from training.ml.device import DeviceInfo
+
+    original, hf.device = hf.device, DeviceInfo("cuda", torch.bfloat16, bf16=True, fp16=False)
+    try:
+        assert hf.provenance(CONFIG)["dtype"] == "bfloat16"
+    finally:
+        hf.device = original
     # The stored decoding dict keeps its keys (the pool and its tests read them).
     assert set(CONFIG.as_dict()) == {"num_candidates", "temperature", "top_p", "max_new_tokens"}
 

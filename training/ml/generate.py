@@ -237,6 +237,9 @@ class Generator:
     def provenance(self, config: DecodingConfig) -> dict[str, Any]:
         """What to store with a candidate: the decoding settings plus the backend that produced it."""
         provenance = {**config.as_dict(), "top_k": config.top_k, "backend": self.backend}
+        if self.model is not None and self.device.dtype is not torch.float32:
+            # hf-fp32 on a GPU runs in the device's half precision (pick_device): say so, not just the name.
+            provenance["dtype"] = str(self.device.dtype).removeprefix("torch.")
         if self._ct2 is not None and not self.reproducible:
             provenance["reproducible"] = False  # torch backends are always seed-reproducible
         return provenance
