@@ -5,7 +5,7 @@ version; a web request only reads the pool and, when it runs low, announces ``ho
 """
 from __future__ import annotations
 
-import random
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -166,4 +166,6 @@ def _cursor_hash(version: ModelVersionRef) -> str:
     there is none (first refill, cursor expired, prompt deleted)."""
     last = queues.recall(_pick_cursor_key(version.pk))
     found = Prompt.objects.filter(pk=last).values_list("text_hash", flat=True).first() if last is not None else None
-    return found or f"{random.getrandbits(256):064x}"
+    # secrets, not random: training seeds Python's random (transformers' set_seed), and a process that
+    # trained and then refilled started every new version at the same point, on prompts already judged.
+    return found or secrets.token_hex(32)

@@ -120,6 +120,19 @@ def test_a_round_of_items_samples_the_whole_import_not_one_stretch_of_the_file(t
         assert 10 <= sources.count("tweets") <= 30, sources
 
 
+def test_a_new_versions_first_refill_starts_at_a_random_point_even_after_training_seeded_random(tiny_version, prompts):
+    """A process that trains (transformers seeds Python's ``random``) and then refills must not start
+    every new version on the same prompts, which its annotators have already judged."""
+    import random
+
+    starts = set()
+    for _ in range(6):  # 8 prompts: six equal starts by chance would be a 1-in-30,000 event
+        queues.get_connection().delete(f"detox:pick-cursor:{tiny_version.pk}")
+        random.seed(0)
+        starts.add(pool.pick_prompts(tiny_version, 1)[0].pk)
+    assert len(starts) > 1
+
+
 def test_redis_down_gives_a_how_to_fix_message(settings):
     settings.RQ_QUEUES = {name: {**q, "URL": "redis://127.0.0.1:1/0"} for name, q in settings.RQ_QUEUES.items()}
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
