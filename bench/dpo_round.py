@@ -16,10 +16,15 @@ The annotators never use the evaluation's own scorers (profanity-check for STA, 
   reference itself when no candidate comes within chrF 35.
 - ``lexicon`` (default): knows offensive words as a careful person does -- a lexicon learned from
   the training split (words the human rewrites delete from the toxic side) -- and picks, among
-  candidates without such words, the one closest (chrF) to the references; writes the reference
-  when none is clean and close.
+  candidates without such words that do not hand the toxic sentence back (its words unchanged),
+  the one closest (chrF) to the references; writes the reference when none is clean and close.
+- ``minimal``: ParaDetox's own instruction to its writers -- change as little as needed: among the
+  clean candidates (as ``lexicon`` judges them) the one closest (chrF) to the toxic sentence itself,
+  so meaning is kept; writes the reference when no candidate is clean.
 - ``noisy``: the lexicon annotator, but a fifth of its choices is a random candidate, as a hurried
   human's would be.
+Each round also reports ``pair_diagnostics``: its pairs read afterwards with the evaluation's toxicity
+judge (what they can teach about STA) and how many reject a candidate repeating the input.
 Users are named ``sim-<annotator>`` / ``sim-reviewer`` so they are easy to tell apart from real work.
 """
 from __future__ import annotations
@@ -54,12 +59,18 @@ from evaluation.models import Evaluation  # noqa: E402
 from evaluation.services import compare_versions, latest_metrics, queue_evaluation, run_evaluation  # noqa: E402
 from training.executor import execute_run  # noqa: E402
 from training.generation import refill_pool  # noqa: E402
+from training.ml.device import available_cores, limit_cpu_threads  # noqa: E402
 from training.models import ModelVersion, TrainingRun  # noqa: E402
 from training.services import activate_version, start_training_run  # noqa: E402
 
 CHRF_METRIC = CHRF()
 OWN_REWRITE_BELOW = 35.0  # chrF under which the annotator writes the reference instead
 WORD = re.compile(r"[a-z']+")
+
+
+def plain_words(text: str) -> list[str]:
+    """Lower-cased words with apostrophes dropped: "I don't" and "i don 't" are the same words."""
+    return [w.replace("'", "") for w in WORD.findall(re.sub(r"\s+'", "'", text.lower())) if w.strip("'")]
 
 
 def offensive_lexicon(*, min_count: int = 4, min_deleted: float = 0.8) -> set[str]:
@@ -80,17 +91,24 @@ class Annotator:
 
     def __init__(self, kind: str, *, seed: int = 0) -> None:
         self.kind = kind
-        self.lexicon = offensive_lexicon() if kind in ("lexicon", "noisy") else set()
+        self.lexicon = offensive_lexicon() if kind in ("lexicon", "minimal", "noisy") else set()
         self.random = random.Random(seed)
 
-    def clean(self, text: str) -> bool:
-        return not (set(WORD.findall(text.lower())) & self.lexicon)
+    def clean(self, text: str, toxic: str) -> bool:
+        """No offensive word (lexicon annotators) and not the toxic sentence handed back unchanged."""
+        return not (set(WORD.findall(text.lower())) & self.lexicon) and plain_words(text) != plain_words(toxic)
 
-    def choose(self, candidates: list, references: list[str]) -> tuple[int | None, str]:
+    def choose(self, candidates: list, references: list[str], toxic: str = "") -> tuple[int | None, str]:
         """(candidate id, "") for a choice or (None, own rewrite)."""
         if self.kind == "noisy" and self.random.random() < 0.2:
             return self.random.choice(candidates).pk, ""
-        scored = [(self.clean(c.text), CHRF_METRIC.sentence_score(c.text, references).score, c.pk) for c in candidates]
+        if self.kind == "minimal":
+            clean = [c for c in candidates if self.clean(c.text, toxic)]
+            if references and not clean:
+                return None, references[0]
+            closest = max(clean or candidates, key=lambda c: CHRF_METRIC.sentence_score(c.text, [toxic]).score)
+            return closest.pk, ""
+        scored = [(self.clean(c.text, toxic), CHRF_METRIC.sentence_score(c.text, references).score, c.pk) for c in candidates]
         clean, score, best = max(scored)
         if references and not (clean and score >= OWN_REWRITE_BELOW):
             return None, references[0]
@@ -103,7 +121,7 @@ def simulate_annotation(user: User, annotator: Annotator) -> dict[str, int]:
     while (assignment := next_assignment(user=user)) is not None:
         references = list(assignment.item.prompt.references)
         candidates = list(assignment.item.candidates.filter(pk__in=assignment.candidate_order))
-        candidate_id, own = annotator.choose(candidates, references)
+        candidate_id, own = annotator.choose(candidates, references, assignment.item.prompt.text)
         if candidate_id is None:
             submit_judgement(user=user, assignment_id=assignment.pk, own_rewrite=own, time_spent_ms=9000)
             counts["own_rewrites"] += 1
@@ -111,6 +129,24 @@ def simulate_annotation(user: User, annotator: Annotator) -> dict[str, int]:
             submit_judgement(user=user, assignment_id=assignment.pk, candidate_id=candidate_id, time_spent_ms=5000)
             counts["choices"] += 1
     return counts
+
+
+def pair_diagnostics(pairs) -> dict[str, int]:
+    """What a round's pairs can teach, read with evaluation's toxicity judge after the annotator chose
+    (it never sees it): pairs whose rejected side is flagged and the chosen not, the reverse, and
+    pairs that reject a candidate handing the toxic sentence back."""
+    from training.ml.evaluate import load_toxicity_classifier
+
+    rows = list(pairs.select_related("prompt"))
+    judge = load_toxicity_classifier("profanity-check")
+    chosen = judge([p.chosen_text for p in rows])
+    rejected = judge([p.rejected_text for p in rows])
+    return {
+        "pairs": len(rows),
+        "clean_over_flagged": sum(c < 0.5 <= r for c, r in zip(chosen, rejected)),
+        "flagged_over_clean": sum(r < 0.5 <= c for c, r in zip(chosen, rejected)),
+        "rejects_echo": sum(plain_words(p.rejected_text) == plain_words(p.prompt.text) for p in rows),
+    }
 
 
 def evaluate(version: ModelVersion) -> dict:
@@ -142,11 +178,19 @@ def brief(comparison: dict) -> dict:
     }
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def train_child(parent: ModelVersion, annotator: User, since, hyperparameters: dict) -> dict:
     run = start_training_run(
         kind="dpo", parent=parent, filters={"annotator": annotator.username, "approved_since": since},
         hyperparameters=hyperparameters, enqueue=False,
     )
+    limit_cpu_threads(available_cores())  # TORCH_NUM_THREADS if set: the refill left torch on one thread
+    threads = torch_threads()
     started = time.monotonic()
     run = execute_run(run.pk)
     trained = time.monotonic() - started
@@ -157,7 +201,7 @@ def train_child(parent: ModelVersion, annotator: User, since, hyperparameters: d
     metrics = evaluate(child)
     return {
         "child": child, "name": child.name, "hyperparameters": run.hyperparameters,
-        "dpo_pairs": run.data_snapshot.get("count"), "train_seconds": round(trained, 1),
+        "dpo_pairs": run.data_snapshot.get("count"), "train_seconds": round(trained, 1), "threads": threads,
         "evaluate_seconds": round(time.monotonic() - started, 1), "run_metrics": run.metrics,
         "metrics": metrics, "vs_parent": brief(compare_versions(child, parent)),
     }
@@ -168,7 +212,7 @@ def main() -> None:
     parser.add_argument("version", help="First parent version name (it is activated to collect candidates).")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--prompts", type=int, default=100, help="Items to collect choices on per round.")
-    parser.add_argument("--annotator", choices=("lexicon", "reference", "noisy"), default="lexicon")
+    parser.add_argument("--annotator", choices=("lexicon", "minimal", "reference", "noisy"), default="lexicon")
     parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters, e.g. rpo_alpha=1.0 (repeatable).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -194,11 +238,12 @@ def main() -> None:
         collected = time.monotonic() - started
         counts = simulate_annotation(annotator_user, annotator)
         pairs = PreferencePair.objects.filter(judgement__user=annotator_user, status=PreferencePair.Status.PENDING)
+        diagnostics = pair_diagnostics(pairs)
         approved = approve_pairs(reviewer=reviewer, pairs=pairs)
         children = [train_child(parent, annotator_user, since, dict(v)) for v in variants]
         round_report = {
             "round": number, "parent": parent.name, "items": sum(counts.values()), **counts,
-            "approved_pairs": approved, "collect_seconds": round(collected, 1),
+            "approved_pairs": approved, "pair_diagnostics": diagnostics, "collect_seconds": round(collected, 1),
             "children": [{k: v for k, v in c.items() if k != "child"} for c in children],
         }
         report["rounds"].append(round_report)

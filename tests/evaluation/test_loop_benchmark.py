@@ -38,3 +38,14 @@ def test_the_annotator_picks_a_clean_close_candidate_or_writes_the_reference(pro
 
 def test_variants_parse_numbers_as_floats_and_keep_names_as_strings(dpo_round):
     assert dpo_round.parse_variant("rpo_alpha=1,loss_type=ipo") == {"rpo_alpha": 1.0, "loss_type": "ipo"}
+
+
+def test_no_annotator_takes_the_toxic_sentence_back_and_the_minimal_one_changes_least(prompts, dpo_round):
+    toxic = "you are a stupid idiot number 1"
+    references = ["you are wrong 1"]
+    echo = SimpleNamespace(pk=1, text="You are a stupid idiot number 1.")
+    small = SimpleNamespace(pk=2, text="You are right 1.")  # "a" and "number" are in the test lexicon too
+    large = SimpleNamespace(pk=3, text="I disagree with you.")
+    assert dpo_round.Annotator("reference").choose([echo], references, toxic) == (None, "you are wrong 1")
+    assert dpo_round.Annotator("minimal").choose([echo, small, large], references, toxic) == (2, "")
+    assert dpo_round.Annotator("minimal").choose([echo], references, toxic) == (None, "you are wrong 1")
