@@ -132,7 +132,8 @@ def test_sign_up_annotate_review_train_activate(browser, live_server, filled_poo
     staff.click("form.filters button[type=submit]")  # not the first-model offer above it
     staff.wait_for_url("**/training/runs/*/")
     run = TrainingRun.objects.get()
-    assert run.kind == "dpo" and run.data_snapshot["count"] == approved
+    added = run.data_snapshot["cleaning"]["pairs"]["input_rejections"]  # the form's ticked default
+    assert run.kind == "dpo" and added > 0 and run.data_snapshot["count"] == approved + added
     run_jobs("training")
     run.refresh_from_db()
     assert run.status == "succeeded", run.traceback
