@@ -59,6 +59,7 @@ from evaluation.models import Evaluation  # noqa: E402
 from evaluation.services import compare_versions, latest_metrics, queue_evaluation, run_evaluation  # noqa: E402
 from training.executor import execute_run  # noqa: E402
 from training.generation import refill_pool  # noqa: E402
+from training.ml.data import normalised_words  # noqa: E402
 from training.ml.device import available_cores, limit_cpu_threads  # noqa: E402
 from training.models import ModelVersion, TrainingRun  # noqa: E402
 from training.services import activate_version, start_training_run  # noqa: E402
@@ -66,11 +67,6 @@ from training.services import activate_version, start_training_run  # noqa: E402
 CHRF_METRIC = CHRF()
 OWN_REWRITE_BELOW = 35.0  # chrF under which the annotator writes the reference instead
 WORD = re.compile(r"[a-z']+")
-
-
-def plain_words(text: str) -> list[str]:
-    """Lower-cased words with apostrophes dropped: "I don't" and "i don 't" are the same words."""
-    return [w.replace("'", "") for w in WORD.findall(re.sub(r"\s+'", "'", text.lower())) if w.strip("'")]
 
 
 def offensive_lexicon(*, min_count: int = 4, min_deleted: float = 0.8) -> set[str]:
@@ -96,7 +92,7 @@ class Annotator:
 
     def clean(self, text: str, toxic: str) -> bool:
         """No offensive word (lexicon annotators) and not the toxic sentence handed back unchanged."""
-        return not (set(WORD.findall(text.lower())) & self.lexicon) and plain_words(text) != plain_words(toxic)
+        return not (set(WORD.findall(text.lower())) & self.lexicon) and normalised_words(text) != normalised_words(toxic)
 
     def choose(self, candidates: list, references: list[str], toxic: str = "") -> tuple[int | None, str]:
         """(candidate id, "") for a choice or (None, own rewrite)."""
@@ -145,7 +141,7 @@ def pair_diagnostics(pairs) -> dict[str, int]:
         "pairs": len(rows),
         "clean_over_flagged": sum(c < 0.5 <= r for c, r in zip(chosen, rejected)),
         "flagged_over_clean": sum(r < 0.5 <= c for c, r in zip(chosen, rejected)),
-        "rejects_echo": sum(plain_words(p.rejected_text) == plain_words(p.prompt.text) for p in rows),
+        "rejects_echo": sum(normalised_words(p.rejected_text) == normalised_words(p.prompt.text) for p in rows),
     }
 
 

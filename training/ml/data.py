@@ -265,4 +265,3 @@ def add_input_rejections(records: Sequence[dict[str, Any]]) -> tuple[list[dict[s
             "derived": REJECTS_INPUT, **({"pair_ids": list(ids)} if ids else {}),
         })
     return [*records, *added], {"input_rejections": len(added)}
-
