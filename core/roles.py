@@ -2,6 +2,7 @@
 system accounts (the ``system-account`` group), which own imported work but are not people."""
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from rest_framework.permissions import BasePermission
@@ -35,6 +36,11 @@ def make_system_account(user) -> None:
 
 def is_system_account(user) -> bool:
     return user.groups.filter(name=SYSTEM_GROUP).exists()
+
+
+def system_account_ids() -> set[int]:
+    """Ids of the system accounts (importers): each stands for the many people behind a file, not one."""
+    return set(get_user_model().objects.filter(groups__name=SYSTEM_GROUP).values_list("id", flat=True))
 
 
 def by_people(rows: QuerySet, user_field: str = "user") -> QuerySet:

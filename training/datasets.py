@@ -20,6 +20,7 @@ from django.db.models import Q
 
 from annotations.records import approved_pairs, gold_rewrites, parse_since, reference_prompts
 from core import hooks
+from core.roles import system_account_ids
 from training.ml.data import add_input_rejections, drop_echoes, drop_toxic, read_jsonl, reconcile_preferences, write_jsonl
 from training.ml.evaluate import DEFAULT_CLASSIFIER
 
@@ -131,6 +132,14 @@ def parent_pairs(pairs, parent) -> Any:
     )
 
 
+def _voter(pair, system_ids: set[int]) -> str:
+    """Whose vote ``pair`` is when annotators are reconciled: its annotator's, but an importer's
+    judgements (a system account standing for the file's many raters) each count on their own."""
+    if pair.judgement.user_id in system_ids:
+        return f"imported judgement {pair.judgement_id}"
+    return pair.judgement.user.get_username()
+
+
 def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     """Prompt/chosen/rejected records from approved pairs, deduplicated and reconciled across annotators,
     with a pair rejecting the toxic input for each chosen answer unless ``filters.reject_input`` is off.
@@ -142,13 +151,14 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
         pairs = pairs.filter(source=filters.source)
     if parent is not None and not filters.any_version:
         pairs = parent_pairs(pairs, parent)
+    system = system_account_ids()
     raw = [
         {
             "prompt": p.prompt.text,
             "chosen": p.chosen_text,
             "rejected": p.rejected_text,
             "pair_id": p.id,
-            "annotator": p.judgement.user.get_username(),
+            "annotator": _voter(p, system),
         }
         for p in pairs
     ]

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from annotations import exports
 from annotations.models import AnnotationItem, Assignment, Candidate, Judgement, PreferencePair, Prompt
+from core.roles import make_system_account
 from training import services
 from training.datasets import DataFilters, dpo_data, dpo_records, finish_sft_cleaning, sft_data, sft_records
 from training.ml.data import read_jsonl
@@ -117,6 +118,20 @@ def test_dpo_pairs_are_deduplicated_and_reconciled_across_annotators(make_user, 
     assert data.cleaning["pairs"] == {
         "pairs": 5, "kept": 1, "duplicates": 1, "outvoted": 1, "conflicts_dropped": 2, "identical_dropped": 0,
     }
+
+
+def test_an_importers_judgements_each_count_as_one_vote(make_user, tiny_version):
+    """An imported file's judgements come from many raters under one system account: two of them
+    outvote one annotator instead of tying with her as a single voter."""
+    importer, ann = make_user("detoxifierai-import"), make_user("ann")
+    make_system_account(importer)
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    approved_pair(importer, prompt, "please be quiet", "shut up", tiny_version)
+    approved_pair(importer, prompt, "Please be quiet.", "shut up", tiny_version)
+    approved_pair(ann, prompt, "shut up", "please be quiet", tiny_version)
+    data = dpo_data(DataFilters(reject_input=False), parent=tiny_version)
+    assert [(r["chosen"], r["rejected"]) for r in data.records] == [("please be quiet", "shut up")]
+    assert data.cleaning["pairs"]["outvoted"] == 1 and data.cleaning["pairs"]["conflicts_dropped"] == 0
 
 
 def test_dpo_uses_the_parents_pairs_unless_any_version(staff, tiny_version, older):
