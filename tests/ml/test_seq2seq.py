@@ -71,6 +71,12 @@ def test_seq2seq_lora_sft_is_saved_merged(tiny_t5, store, private_tempdir, sft_r
     assert not (output / "adapter_config.json").exists() and weights_changed(tiny_t5, output)
 
 
+def test_seq2seq_sft_groups_rows_by_length(tiny_t5, store, private_tempdir, sft_records):
+    cfg = SFTRunConfig(parent_dir=tiny_t5, output_dir=store / "grouped", max_steps=2, batch_size=4, group_by_length=True)
+    result = run_sft(cfg, sft_records)
+    assert result.steps == 2 and weights_changed(tiny_t5, Path(result.output_dir))
+
+
 def test_seq2seq_dpo_refuses_losses_it_does_not_implement(tiny_t5, store):
     with pytest.raises(ValueError, match="encoder-decoder models train with loss_type 'sigmoid' only"):
         DPORunConfig(parent_dir=tiny_t5, output_dir=store / "x", loss_type="ipo").validate()

@@ -60,6 +60,13 @@ def test_subset_size_trains_on_a_seeded_sample(tiny_checkpoint, store, private_t
     assert result.data_hash == snapshot_hash(saved)
 
 
+def test_group_by_length_trains_on_batches_of_like_length(tiny_checkpoint, store, private_tempdir, sft_records):
+    result = run_sft(config(tiny_checkpoint, store, group_by_length=True, max_steps=2), sft_records)
+    output = Path(result.output_dir)
+    assert json.loads((output / "version.json").read_text())["hyperparameters"]["group_by_length"] is True
+    assert result.steps == 2 and weights_changed(tiny_checkpoint, output)
+
+
 def test_lora_run_is_saved_merged_as_a_plain_model(tiny_checkpoint, store, private_tempdir, sft_records):
     result = run_sft(config(tiny_checkpoint, store, use_lora=True, max_steps=2), sft_records)
     output = Path(result.output_dir)

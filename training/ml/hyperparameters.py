@@ -24,6 +24,7 @@ HELP = {
     "learning_rate": "peak learning rate",
     "max_length": "prompt + answer tokens per row",
     "subset_size": "train on a seeded sample of this many rows (e.g. 800 for the quick CPU path)",
+    "group_by_length": "batch rows of like length together (less padding, faster on a CPU)",
     "beta": "strength of the pull towards the parent (the reference model)",
     "loss_type": "TRL's preference loss",
     "rpo_alpha": "weight of an SFT (NLL) term on the chosen answers, as in RPO; 0 = plain DPO",

@@ -16,25 +16,26 @@ from .device import DeviceInfo
 from .families import SEQ2SEQ, task_prefix
 from .prompting import render_prompt
 from .runs import common_training_arguments, load_model_and_tokenizer, lora_config
+from .sft import SFTRunConfig, sampling_arguments
 
 if TYPE_CHECKING:
     import torch
 
     from .dpo import DPORunConfig
-    from .sft import SFTRunConfig
 
 IGNORE_INDEX = -100  # label positions the loss skips (padding)
 # TRL-only settings in ``common_training_arguments``; plain ``TrainingArguments`` do not know them.
 TRL_ONLY_ARGUMENTS = ("max_length", "activation_checkpointing")
 
 
-def training_arguments(cfg: Any, device: DeviceInfo, scratch: str) -> Any:
-    """``Seq2SeqTrainingArguments`` with the settings every run shares (see ``common_training_arguments``)."""
+def training_arguments(cfg: Any, device: DeviceInfo, scratch: str, **extra: Any) -> Any:
+    """``Seq2SeqTrainingArguments`` with the settings every run shares (see ``common_training_arguments``)
+    and ``extra`` ones."""
     from transformers import Seq2SeqTrainingArguments
 
     shared = {k: v for k, v in common_training_arguments(cfg, device, scratch).items() if k not in TRL_ONLY_ARGUMENTS}
     # Our rows are token ids, not the model's argument names: keep every column for the collator.
-    return Seq2SeqTrainingArguments(**shared, gradient_checkpointing=False, remove_unused_columns=False)
+    return Seq2SeqTrainingArguments(**shared, **extra, gradient_checkpointing=False, remove_unused_columns=False)
 
 
 def encode(tokenizer: Any, text: str, max_length: int) -> list[int]:
@@ -71,7 +72,7 @@ def sft_trainer(cfg: SFTRunConfig, records: Sequence[dict[str, Any]], device: De
     model = _with_lora(model, cfg)
     return Seq2SeqTrainer(
         model=model,
-        args=training_arguments(cfg, device, scratch),
+        args=training_arguments(cfg, device, scratch, **sampling_arguments(cfg)),
         train_dataset=Dataset.from_list(sft_features(records, tokenizer, cfg.max_length, prefix=task_prefix(cfg.parent_dir))),
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=IGNORE_INDEX),
         processing_class=tokenizer,

@@ -41,6 +41,9 @@ class SFTRunConfig(RunConfig):
     DEFAULT_LORA_LEARNING_RATE: ClassVar[float] = 5e-4  # 10x the earlier full rate; not re-measured at 1.5e-4
     max_length: int = 128
     subset_size: int | None = None  # train on a seeded random sample of this many records
+    # Batches of rows of like length (transformers' LengthGroupedSampler): random batches of 8 ParaDetox
+    # rows are 26 % padding tokens, grouped ones 1 % (bench/RESULTS.md), and a CPU pays for every token.
+    group_by_length: bool = False
     logging_steps: int = 10
 
     def validate(self) -> None:
@@ -59,6 +62,11 @@ def select_subset(records: Sequence[dict[str, Any]], size: int | None, seed: int
         return list(records)
     keep = sorted(random.Random(seed).sample(range(len(records)), size))
     return [records[i] for i in keep]
+
+
+def sampling_arguments(cfg: SFTRunConfig) -> dict[str, str]:
+    """The trainer's sampler setting for ``cfg`` (``group_by_length`` or transformers' random default)."""
+    return {"train_sampling_strategy": "group_by_length" if cfg.group_by_length else "random"}
 
 
 def run_sft(
@@ -89,6 +97,7 @@ def run_sft(
         model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
         args = SFTConfig(
             **common_training_arguments(cfg, device, scratch),
+            **sampling_arguments(cfg),
             completion_only_loss=True,
             include_num_input_tokens_seen="non_padding",
         )
