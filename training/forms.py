@@ -13,8 +13,8 @@ def hyperparameter_field(hp: Hyperparameter) -> forms.Field:
     """An optional form field for ``hp``; its help names the run kinds that take it and their defaults."""
     only = "" if len(hp.kinds) > 1 else f"{hp.kinds[0].upper()}: "
     options = dict(required=False, help_text=only + hp.describe())
-    if hp.type is bool:
-        return forms.BooleanField(**options)
+    if hp.type is bool:  # ticked when the setting defaults to on (the form then sends off when unticked)
+        return forms.BooleanField(initial=any(hp.defaults.values()), **options)
     if hp.choices:
         return forms.ChoiceField(choices=[("", "default")] + [(c, c) for c in hp.choices], **options)
     return {int: forms.IntegerField, float: forms.FloatField}.get(hp.type, forms.CharField)(**options)
@@ -50,11 +50,15 @@ class StartRunForm(forms.Form):
     def hyperparameters(self) -> dict:
         """The settings given for this kind of run; empty ones take the config's default."""
         data = self.cleaned_data
-        return {
-            hp.name: data[hp.name]
-            for hp in HYPERPARAMETERS
-            if data["kind"] in hp.kinds and data.get(hp.name) not in (None, "", False)
-        }
+        given = {}
+        for hp in HYPERPARAMETERS:
+            value = data.get(hp.name)
+            if data["kind"] not in hp.kinds or value in (None, ""):
+                continue
+            if hp.type is bool and value == bool(hp.defaults[data["kind"]]):
+                continue  # a checkbox always sends a value: only one that differs from the default is a setting
+            given[hp.name] = value
+        return given
 
     def filters(self) -> dict:
         data = self.cleaned_data

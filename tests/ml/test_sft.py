@@ -60,10 +60,12 @@ def test_subset_size_trains_on_a_seeded_sample(tiny_checkpoint, store, private_t
     assert result.data_hash == snapshot_hash(saved)
 
 
-def test_group_by_length_trains_on_batches_of_like_length(tiny_checkpoint, store, private_tempdir, sft_records):
-    result = run_sft(config(tiny_checkpoint, store, group_by_length=True, max_steps=2), sft_records)
+@pytest.mark.parametrize("grouped", [True, False])
+def test_sft_batches_rows_of_like_length_unless_turned_off(tiny_checkpoint, store, private_tempdir, sft_records, grouped):
+    overrides = {} if grouped else {"group_by_length": False}  # on by default: less padding for the CPU to multiply
+    result = run_sft(config(tiny_checkpoint, store, max_steps=2, **overrides), sft_records)
     output = Path(result.output_dir)
-    assert json.loads((output / "version.json").read_text())["hyperparameters"]["group_by_length"] is True
+    assert json.loads((output / "version.json").read_text())["hyperparameters"]["group_by_length"] is grouped
     assert result.steps == 2 and weights_changed(tiny_checkpoint, output)
 
 

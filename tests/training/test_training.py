@@ -268,6 +268,27 @@ def test_run_page_shows_rows_actually_used_and_settings_as_key_value_lines(staff
     assert run.rows_used == 3 and run.data_snapshot["count"] == 8
 
 
+def test_switches_send_only_a_change_from_their_default(staff, tiny_version, prompts):
+    """A checkbox always posts a value: only one that differs from the config's default becomes a
+    setting, so a switch that defaults to on can be turned off from the form, and from the CLI."""
+    from django.core.management import call_command
+
+    from training.forms import StartRunForm
+    from training.ml.sft import SFTRunConfig
+
+    default = SFTRunConfig.group_by_length
+    base = {"kind": "sft", "parent": tiny_version.pk, "include_references": "on"}
+    unticked, ticked = StartRunForm(base), StartRunForm({**base, "group_by_length": "on"})
+    assert unticked.is_valid() and ticked.is_valid()
+    assert unticked.hyperparameters() == ({"group_by_length": False} if default else {})
+    assert ticked.hyperparameters() == ({} if default else {"group_by_length": True})
+    assert StartRunForm().fields["group_by_length"].initial is default
+    call_command("train", "sft", "--no-group-by-length", "--queue")
+    call_command("train", "sft", "--group-by-length", "--max-steps", "1", "--queue")
+    first, second = TrainingRun.objects.order_by("pk")
+    assert first.hyperparameters["group_by_length"] is False and second.hyperparameters["group_by_length"] is True
+
+
 def test_start_run_form_cli_and_api_describe_the_config_dataclasses():
     """Every tunable field of the run configs is offered with its real default, nowhere typed twice."""
     import dataclasses

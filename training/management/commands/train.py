@@ -1,6 +1,8 @@
 """manage.py train sft|dpo [options]: start a training run, by default here with a tqdm progress bar."""
 from __future__ import annotations
 
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -40,8 +42,8 @@ class Command(BaseCommand):
             flags = [f"--{param.name.replace('_', '-')}", *FLAG_ALIASES.get(param.name, ())]
             only = "" if len(param.kinds) > 1 else f"{param.kinds[0].upper()}: "
             options: dict = dict(dest=param.name, help=(only + param.describe()).replace("%", "%%"))
-            if param.type is bool:
-                hp.add_argument(*flags, action="store_true", default=None, **options)
+            if param.type is bool:  # --name / --no-name, so a setting that defaults to on can be turned off
+                hp.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, **options)
             else:
                 hp.add_argument(*flags, type=param.type, choices=param.choices or None, **options)
 
