@@ -331,6 +331,7 @@ def test_versions_page_answers_400_with_a_form_error_for_bad_ids(staff, tiny_ver
         ({"learning_rate": 0.5}, "learning_rate must be at most 0.01, got 0.5"),
         ({"max_length": 100000}, "max_length must be at most 4096, got 100000"),
         ({"subset_size": 10**8}, "subset_size must be at most 10000000, got 100000000"),
+        ({"group_by_length": "no"}, "group_by_length must be true or false, got 'no'"),
         ({"seed": 2**32}, "seed must be between 0 and 2**32 - 1, got 4294967296"),
         ({"seed": -1}, "seed must be between 0 and 2**32 - 1, got -1"),
     ],
