@@ -11,7 +11,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -112,8 +112,9 @@ class RunConfig:
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
         if not 0 <= self.seed < self.SEED_LIMIT:
             raise ValueError(f"seed must be between 0 and 2**32 - 1, got {self.seed!r}")
-        if not isinstance(self.use_lora, bool):
-            raise ValueError(f"use_lora must be true or false, got {self.use_lora!r}")
+        for switch in (f.name for f in fields(self) if f.type in (bool, "bool")):  # every on/off setting of the run kind
+            if not isinstance(getattr(self, switch), bool):
+                raise ValueError(f"{switch} must be true or false, got {getattr(self, switch)!r}")
         if not is_checkpoint(Path(self.parent_dir)):
             raise ValueError(f"parent_dir is not a checkpoint directory: {self.parent_dir}")
         if Path(self.output_dir).exists():

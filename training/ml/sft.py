@@ -55,8 +55,6 @@ class SFTRunConfig(RunConfig):
             raise ValueError(f"subset_size must be a positive whole number or None, got {self.subset_size!r}")
         if self.subset_size is not None and self.subset_size > MAX_SUBSET_SIZE:
             raise ValueError(f"subset_size must be at most {MAX_SUBSET_SIZE}, got {self.subset_size!r}")
-        if not isinstance(self.group_by_length, bool):
-            raise ValueError(f"group_by_length must be true or false, got {self.group_by_length!r}")
 
 
 def select_subset(records: Sequence[dict[str, Any]], size: int | None, seed: int) -> list[dict[str, Any]]:
