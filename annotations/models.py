@@ -98,6 +98,11 @@ class AnnotationItem(models.Model):
         null=True, blank=True, help_text="How different the candidates are (0 same .. 1 disjoint): model uncertainty."
     )
     judgements_needed = models.PositiveSmallIntegerField(default=1)
+    model_echo = models.TextField(
+        blank=True, default="",
+        help_text="A sample that handed the prompt back, as the model wrote it: withheld from annotators, "
+        "rejected by DPO's input-rejection pairs.",
+    )
     is_complete = models.BooleanField(
         default=False,
         help_text="Set once it has all its judgements, so serving never scans finished items (never set on gold items).",

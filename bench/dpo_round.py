@@ -1,7 +1,7 @@
 """Collect → review → train → evaluate rounds through the platform's own services; prints JSON.
 
     DATABASE_URL=... MODEL_STORE=... python bench/dpo_round.py VERSION [--rounds 3] [--prompts 100]
-        [--annotator lexicon|reference|noisy] [--variant rpo_alpha=1.0 --variant rpo_alpha=0] ...
+        [--annotator lexicon|reference|noisy] [--variant rpo_alpha=1.0 --variant rpo_alpha=0,reject_own_echo=0] ...
 
 Run it against a database that holds ParaDetox (e.g. the one ``bench/quick_loop.sh`` leaves in
 /tmp/detox-loop). Each round activates the parent, fills the pool with real sampled candidates and
@@ -51,7 +51,7 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from sacrebleu.metrics import CHRF  # noqa: E402
 
-from annotations.models import PreferencePair, Prompt  # noqa: E402
+from annotations.models import AnnotationItem, PreferencePair, Prompt  # noqa: E402
 from annotations.review import approve_pairs  # noqa: E402
 from annotations.services import next_assignment, submit_judgement  # noqa: E402
 from core.roles import make_reviewer  # noqa: E402
@@ -59,6 +59,7 @@ from evaluation.models import Evaluation  # noqa: E402
 from evaluation.services import compare_versions, latest_metrics, queue_evaluation, run_evaluation  # noqa: E402
 from training.executor import execute_run  # noqa: E402
 from training.generation import refill_pool  # noqa: E402
+from training.datasets import DataFilters  # noqa: E402
 from training.ml.data import normalised_words  # noqa: E402
 from training.ml.device import available_cores, limit_cpu_threads  # noqa: E402
 from training.models import ModelVersion, TrainingRun  # noqa: E402
@@ -180,9 +181,17 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def train_child(parent: ModelVersion, annotator: User, since, hyperparameters: dict) -> dict:
+def split_variant(variant: dict) -> tuple[dict, dict]:
+    """A variant's data filters (``reject_own_echo=0``: DataFilters' fields, as booleans) and hyperparameters."""
+    fields = DataFilters.__dataclass_fields__
+    filters = {k: v not in (0, 0.0, "false", "False", "off") for k, v in variant.items() if k in fields}
+    return filters, {k: v for k, v in variant.items() if k not in fields}
+
+
+def train_child(parent: ModelVersion, annotator: User, since, variant: dict) -> dict:
+    filters, hyperparameters = split_variant(variant)
     run = start_training_run(
-        kind="dpo", parent=parent, filters={"annotator": annotator.username, "approved_since": since},
+        kind="dpo", parent=parent, filters={"annotator": annotator.username, "approved_since": since, **filters},
         hyperparameters=hyperparameters, enqueue=False,
     )
     limit_cpu_threads(available_cores())  # TORCH_NUM_THREADS if set: the refill left torch on one thread
@@ -196,7 +205,8 @@ def train_child(parent: ModelVersion, annotator: User, since, hyperparameters: d
     started = time.monotonic()
     metrics = evaluate(child)
     return {
-        "child": child, "name": child.name, "hyperparameters": run.hyperparameters,
+        "child": child, "name": child.name, "hyperparameters": run.hyperparameters, "data_filters": filters,
+        "data_cleaning": run.data_snapshot.get("cleaning"),
         "dpo_pairs": run.data_snapshot.get("count"), "train_seconds": round(trained, 1), "threads": threads,
         "evaluate_seconds": round(time.monotonic() - started, 1), "run_metrics": run.metrics,
         "metrics": metrics, "vs_parent": brief(compare_versions(child, parent)),
@@ -209,7 +219,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--prompts", type=int, default=100, help="Items to collect choices on per round.")
     parser.add_argument("--annotator", choices=("lexicon", "minimal", "reference", "noisy"), default="lexicon")
-    parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters, e.g. rpo_alpha=1.0 (repeatable).")
+    parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters or data filters, e.g. rpo_alpha=1.0 or reject_own_echo=0 (repeatable).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.rounds < 1 or args.prompts < 1:
@@ -240,6 +250,8 @@ def main() -> None:
         round_report = {
             "round": number, "parent": parent.name, "items": sum(counts.values()), **counts,
             "approved_pairs": approved, "pair_diagnostics": diagnostics, "collect_seconds": round(collected, 1),
+            "items_with_withheld_echo": AnnotationItem.objects.filter(
+                model_version=parent, created_at__gte=since).exclude(model_echo="").count(),
             "children": [{k: v for k, v in c.items() if k != "child"} for c in children],
         }
         report["rounds"].append(round_report)

@@ -38,6 +38,7 @@ class DataFilters:
     include_gold_rewrites: bool = True  # SFT: train on approved "none acceptable" rewrites
     any_version: bool = False  # DPO: also pairs sampled from versions other than the parent (off-policy)
     reject_input: bool = True  # DPO: one more pair per chosen answer rejecting the toxic input itself
+    reject_own_echo: bool = True  # DPO: ...rejecting the model's own echo of the input where the pool withheld one
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -140,9 +141,19 @@ def _voter(pair, system_ids: set[int]) -> str:
     return pair.judgement.user.get_username()
 
 
+def _model_echoes(pairs) -> dict[str, str]:
+    """Prompt text -> the echo the pool withheld from the items these pairs were judged on (the first)."""
+    echoes: dict[str, str] = {}
+    rows = pairs.exclude(judgement__item__model_echo="").values_list("prompt__text", "judgement__item__model_echo")
+    for prompt, echo in rows.order_by("judgement__item_id"):
+        echoes.setdefault(prompt, echo)
+    return echoes
+
+
 def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     """Prompt/chosen/rejected records from approved pairs, deduplicated and reconciled across annotators,
-    with a pair rejecting the toxic input for each chosen answer unless ``filters.reject_input`` is off.
+    with a pair rejecting the toxic input for each chosen answer unless ``filters.reject_input`` is off:
+    the model's own echo of it where the pool withheld one (``filters.reject_own_echo``), else the prompt.
 
     Only pairs sampled from ``parent`` (on-policy) unless ``filters.any_version`` or no parent is given.
     """
@@ -164,7 +175,8 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     ]
     records, counts = reconcile_preferences(raw)
     if filters.reject_input:
-        records, added = add_input_rejections(records)
+        echoes = _model_echoes(pairs) if filters.reject_own_echo else {}
+        records, added = add_input_rejections(records, echoes)
         counts.update(added)
     return TrainingData(records, {"pairs": counts})
 

@@ -43,6 +43,10 @@ class StartRunForm(forms.Form):
     reject_input = forms.BooleanField(
         required=False, initial=True, help_text="DPO: add a pair rejecting the toxic input for each chosen answer."
     )
+    reject_own_echo = forms.BooleanField(
+        required=False, initial=True,
+        help_text="DPO: in those pairs reject the model's own echo of the input where the pool kept one.",
+    )
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["parent"].initial = ModelVersion.objects.active()
@@ -66,6 +70,7 @@ class StartRunForm(forms.Form):
         filters["include_references"] = data["include_references"]
         filters["include_gold_rewrites"] = data["include_gold_rewrites"]
         filters["reject_input"] = data["reject_input"]
+        filters["reject_own_echo"] = data["reject_own_echo"]
         if data.get("any_version"):
             filters["any_version"] = True
         return filters

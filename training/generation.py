@@ -98,12 +98,14 @@ def generate_items(
     """Sample candidates for all ``prompts`` in one batched call and store them as ready items.
 
     Candidates that differ only in case, spacing or punctuation collapse into one (``candidate_key``),
-    and so do echoes of the prompt. Prompts still short of two distinct candidates are sampled again,
+    and so do echoes of the prompt: the first echo is kept on the item (``model_echo``), as the model
+    wrote it, for DPO to reject. Prompts still short of two distinct candidates are sampled again,
     at most ``attempts`` calls in all. Each candidate records its decoding, seed and backend.
     """
     from training.ml.dedupe import candidate_key
 
     distinct: dict[int, dict[str, tuple[str, SampledRewrite]]] = {p.pk: {} for p in prompts}
+    echoes: dict[int, str] = {}
     pending = list(prompts)
     for _ in range(attempts):
         seed = secrets.randbelow(2**31)
@@ -114,6 +116,8 @@ def generate_items(
                 key = candidate_key(text)
                 if key and key != echo:
                     distinct[prompt.pk].setdefault(key, (text, rewrite))
+                elif key:
+                    echoes.setdefault(prompt.pk, text)
         pending = [p for p in pending if len(distinct[p.pk]) < min(2, decoding.num_candidates)]
         if not pending:
             break
@@ -125,14 +129,14 @@ def generate_items(
             logger.warning("no usable candidate for prompt %s from %s", prompt.pk, version)
             continue
         try:
-            items.append(_store_item(prompt, version, kept, provenance))
+            items.append(_store_item(prompt, version, kept, provenance, echo=echoes.get(prompt.pk, "")))
         except IntegrityError:  # a concurrent refill wrote the same candidates
             logger.info("duplicate item for prompt %s skipped", prompt.pk)
     return items
 
 
 def _store_item(
-    prompt: Prompt, version: ModelVersion, kept: list[tuple[str, SampledRewrite]], provenance: dict
+    prompt: Prompt, version: ModelVersion, kept: list[tuple[str, SampledRewrite]], provenance: dict, *, echo: str = ""
 ) -> AnnotationItem:
     with transaction.atomic():
         item = AnnotationItem.objects.create(
@@ -140,6 +144,7 @@ def _store_item(
             model_version=version,
             judgements_needed=settings.ANNOTATION_OVERLAP,
             diversity=candidate_diversity([text for text, _ in kept]),
+            model_echo=echo,
         )
         Candidate.objects.bulk_create(
             Candidate(

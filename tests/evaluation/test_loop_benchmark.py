@@ -40,6 +40,11 @@ def test_variants_parse_numbers_as_floats_and_keep_names_as_strings(dpo_round):
     assert dpo_round.parse_variant("rpo_alpha=1,loss_type=ipo") == {"rpo_alpha": 1.0, "loss_type": "ipo"}
 
 
+def test_a_variant_can_change_a_data_filter_as_well_as_hyperparameters(dpo_round):
+    variant = dpo_round.parse_variant("rpo_alpha=0,reject_own_echo=0")
+    assert dpo_round.split_variant(variant) == ({"reject_own_echo": False}, {"rpo_alpha": 0.0})
+
+
 def test_no_annotator_takes_the_toxic_sentence_back_and_the_minimal_one_changes_least(prompts, dpo_round):
     toxic = "you are a stupid idiot number 1"
     references = ["you are wrong 1"]

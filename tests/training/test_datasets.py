@@ -17,9 +17,10 @@ from training.models import ModelVersion, TrainingRun
 pytestmark = pytest.mark.django_db
 
 
-def approved_pair(user, prompt, chosen, rejected, version, *, own_rewrite=False):
-    """An approved pair as the annotation flow leaves it: an item of ``version``, a judgement, the pair."""
-    item = AnnotationItem.objects.create(prompt=prompt, model_version=version)
+def approved_pair(user, prompt, chosen, rejected, version, *, own_rewrite=False, echo=""):
+    """An approved pair as the annotation flow leaves it: an item of ``version`` (with the pool's
+    withheld ``echo``), a judgement, the pair."""
+    item = AnnotationItem.objects.create(prompt=prompt, model_version=version, model_echo=echo)
     rejected_candidate = Candidate.objects.create(item=item, model_version=version, text=rejected, seed=1)
     chosen_candidate = None if own_rewrite else Candidate.objects.create(item=item, model_version=version, text=chosen, seed=1)
     order = [c.id for c in (chosen_candidate, rejected_candidate) if c]
@@ -174,6 +175,34 @@ def test_each_chosen_answer_also_rejects_the_toxic_input_unless_turned_off(staff
     response = api(staff).post("/api/training-runs/", {"kind": "dpo", "filters": {"reject_input": False}}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["data_filters"]["reject_input"] is False
+
+
+def test_the_input_rejection_rejects_the_models_own_echo_where_the_pool_kept_one(staff, tiny_version, api):
+    """The model re-cases ParaDetox's lower-cased prompts: rejecting its echo as it wrote it pushes down
+    what it would actually say; without a kept echo, or with the switch off, the stored prompt is rejected."""
+    from django.core.management import call_command
+
+    from training.forms import StartRunForm
+
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    other = Prompt.objects.create(text="damn you", text_hash="q", source="test")
+    approved_pair(staff, prompt, "please be quiet", "be quiet fool", tiny_version, echo="Shut up, fool!")
+    approved_pair(staff, other, "forget you", "darn you", tiny_version)
+    data = dpo_data(DataFilters(), parent=tiny_version)
+    rejected = {r["prompt"]: r["rejected"] for r in data.records if r.get("derived")}
+    assert rejected == {"shut up fool": "Shut up, fool!", "damn you": "damn you"}
+    assert data.cleaning["pairs"]["own_echo_rejections"] == 1
+    plain = dpo_data(DataFilters(reject_own_echo=False), parent=tiny_version)
+    assert {r["rejected"] for r in plain.records if r.get("derived")} == {"shut up fool", "damn you"}
+
+    call_command("train", "dpo", "--no-own-echo-rejections", "--queue")
+    assert TrainingRun.objects.latest("pk").data_filters["reject_own_echo"] is False
+    form = StartRunForm({"kind": "dpo", "parent": tiny_version.pk, "reject_input": "on"})
+    assert form.is_valid(), form.errors
+    assert form.filters()["reject_own_echo"] is False
+    response = api(staff).post("/api/training-runs/", {"kind": "dpo", "filters": {"reject_own_echo": False}}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["data_filters"]["reject_own_echo"] is False
 
 
 def test_empty_on_policy_dpo_data_says_how_to_widen(staff, tiny_version, older):

@@ -207,6 +207,21 @@ def test_candidates_differing_only_in_case_and_punctuation_are_one_choice(tiny_v
     assert {c.decoding["backend"] for c in Candidate.objects.all()} == {"stub"}
 
 
+class EchoingStub(PerPromptSampling):
+    """Hands the prompt back in its own casing among two real rewrites, as the SFT model sometimes does."""
+
+    def sample(self, toxic, config, *, seed):
+        texts = (toxic.capitalize() + ".", "they did bad things", "they were wrong")
+        return [SampledRewrite(text=t, seed=seed, index=i, seconds=0.01) for i, t in enumerate(texts)]
+
+
+def test_an_echo_of_the_prompt_is_withheld_from_annotators_but_kept_on_the_item_for_dpo(tiny_version, prompts):
+    generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: EchoingStub())
+    item = AnnotationItem.objects.get()
+    assert sorted(item.candidates.values_list("text", flat=True)) == ["they did bad things", "they were wrong"]
+    assert item.model_echo == item.prompt.text.capitalize() + "."
+
+
 def test_resampling_of_too_similar_candidates_is_bounded(tiny_version, prompts):
     stub = CountingStub(texts=("Stop it.", "stop it", "STOP IT!"))
     generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: stub)

@@ -66,6 +66,10 @@ class DataFiltersSerializer(serializers.Serializer):
         required=False, default=True,
         help_text="DPO: add a pair rejecting the toxic input itself for each chosen answer (the model's commonest failure).",
     )
+    reject_own_echo = serializers.BooleanField(
+        required=False, default=True,
+        help_text="DPO: those pairs reject the model's own echo of the input (as it wrote it) where the pool kept one.",
+    )
 
 
 class StartRunSerializer(serializers.Serializer):

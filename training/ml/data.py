@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -243,15 +243,20 @@ def reconcile_preferences(records: Sequence[dict[str, Any]]) -> tuple[list[dict[
 REJECTS_INPUT = "rejects the input"
 
 
-def add_input_rejections(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def add_input_rejections(
+    records: Sequence[dict[str, Any]], echoes: Mapping[str, str] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``records`` plus, for each prompt and chosen answer, a pair that rejects the toxic input itself.
 
     Handing the input back is the model's commonest failure (evaluation scores it FL 0), yet no
     annotated pair rejects it: the pool drops candidates that repeat the prompt, so annotators never
     see one. DPO that pushes down only the candidates people saw then moves probability toward copying
     (bench/RESULTS.md, learning loop: FL -0.057, SIM +0.028 in a round on representative prompts).
-    Added records carry ``derived`` and the ``pair_ids`` of the pair they come from.
+    Where ``echoes`` (prompt -> the model's own echo of it) has one, that text is rejected instead of the
+    stored prompt: the model re-cases ParaDetox's lower-cased, tokenised sentences, so its echo is the
+    text it would actually write. Added records carry ``derived`` and the ``pair_ids`` they come from.
     """
+    echoes = echoes or {}
     seen: set[tuple[str, str]] = set()
     added: list[dict[str, Any]] = []
     for record in records:
@@ -261,7 +266,9 @@ def add_input_rejections(records: Sequence[dict[str, Any]]) -> tuple[list[dict[s
         seen.add(key)
         ids = record.get("pair_ids") or ([record["pair_id"]] if "pair_id" in record else [])
         added.append({
-            "prompt": record["prompt"], "chosen": record["chosen"], "rejected": record["prompt"],
+            "prompt": record["prompt"], "chosen": record["chosen"],
+            "rejected": echoes.get(record["prompt"]) or record["prompt"],
             "derived": REJECTS_INPUT, **({"pair_ids": list(ids)} if ids else {}),
         })
-    return [*records, *added], {"input_rejections": len(added)}
+    own = sum(1 for r in added if r["rejected"] != r["prompt"])
+    return [*records, *added], {"input_rejections": len(added), "own_echo_rejections": own}

@@ -37,6 +37,10 @@ class Command(BaseCommand):
             "--no-input-rejections", action="store_true",
             help="DPO: do not add a pair rejecting the toxic input for each chosen answer.",
         )
+        data.add_argument(
+            "--no-own-echo-rejections", action="store_true",
+            help="DPO: those pairs reject the stored prompt even where the pool kept the model's own echo of it.",
+        )
         hp = parser.add_argument_group("hyperparameters (defaults from training/ml/sft.py and dpo.py)")
         for param in HYPERPARAMETERS:
             flags = [f"--{param.name.replace('_', '-')}", *FLAG_ALIASES.get(param.name, ())]
@@ -62,6 +66,7 @@ class Command(BaseCommand):
             "include_gold_rewrites": not opts["no_gold_rewrites"],
             "any_version": opts["any_version"] or None,
             "reject_input": False if opts["no_input_rejections"] else None,
+            "reject_own_echo": False if opts["no_own_echo_rejections"] else None,
         }
         try:
             run = services.start_training_run(
