@@ -57,14 +57,18 @@ def gold_items_for_user(user) -> QuerySet[AnnotationItem]:
 
 
 def serving_order(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]:
-    """Random by default; with ``POOL_ORDER=uncertain`` the least certain first: items whose earlier
-    judgements disagree (more different answers first), then those whose candidates differ most."""
-    if settings.POOL_ORDER == "uncertain":
-        disagreement = Case(When(answers__gte=2, then=F("answers")), default=Value(0))
-        return items.alias(answers=distinct_answers()).order_by(
-            disagreement.desc(), F("diversity").desc(nulls_last=True), "id"
-        )
-    return items.order_by("?")
+    """Random by default. ``POOL_ORDER=uncertain``: the least certain first -- items whose earlier
+    judgements disagree (more different answers first), then those whose candidates differ most.
+    ``POOL_ORDER=failures``: first the items whose prompt the model handed back unchanged while
+    sampling (a withheld ``model_echo``: its commonest failure, which each judgement there teaches
+    DPO to reject), then the uncertain order."""
+    if settings.POOL_ORDER not in ("uncertain", "failures"):
+        return items.order_by("?")
+    disagreement = Case(When(answers__gte=2, then=F("answers")), default=Value(0))
+    order = [disagreement.desc(), F("diversity").desc(nulls_last=True), "id"]
+    if settings.POOL_ORDER == "failures":
+        order.insert(0, Case(When(model_echo="", then=Value(0)), default=Value(1)).desc())
+    return items.alias(answers=distinct_answers()).order_by(*order)
 
 
 def distinct_answers() -> Coalesce:

@@ -1,7 +1,8 @@
 """Collect → review → train → evaluate rounds through the platform's own services; prints JSON.
 
     DATABASE_URL=... MODEL_STORE=... python bench/dpo_round.py VERSION [--rounds 3] [--prompts 100]
-        [--annotator lexicon|reference|noisy] [--variant rpo_alpha=1.0 --variant rpo_alpha=0,reject_own_echo=0] ...
+        [--annotator lexicon|minimal|reference|noisy] [--oversample 2 --pool-order failures]
+        [--variant rpo_alpha=1.0 --variant rpo_alpha=0,reject_own_echo=0] ...
 
 Run it against a database that holds ParaDetox (e.g. the one ``bench/quick_loop.sh`` leaves in
 /tmp/detox-loop). Each round activates the parent, fills the pool with real sampled candidates and
@@ -10,6 +11,9 @@ lets a simulated annotator choose; a simulated reviewer approves the round's pai
 evaluated on the whole held-out split (prompts no round ever sees) and compared with its parent by
 the platform's paired bootstrap (ΔJ, ΔSTA, ΔSIM, ΔFL with 95 % intervals). The first variant's
 child is the next round's parent, so the variants share their data and differ only in training.
+With ``--oversample F`` the pool is filled with F times ``--prompts`` items and the annotator judges
+the first ``--prompts`` in the pool's serving order (``--pool-order``, as ``POOL_ORDER``): active
+selection, as a team with a full pool would see it.
 
 The annotators never use the evaluation's own scorers (profanity-check for STA, MiniLM for SIM):
 - ``reference``: the candidate closest (chrF) to the prompt's human references; writes the
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -47,6 +52,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from sacrebleu.metrics import CHRF  # noqa: E402
@@ -112,10 +118,11 @@ class Annotator:
         return best, ""
 
 
-def simulate_annotation(user: User, annotator: Annotator) -> dict[str, int]:
-    """Judge every item the pool offers ``user``; returns how many choices and own rewrites."""
+def simulate_annotation(user: User, annotator: Annotator, *, limit: int | None = None) -> dict[str, int]:
+    """Judge the items the pool offers ``user`` in its serving order (all, or the first ``limit``);
+    returns how many choices and own rewrites."""
     counts = {"choices": 0, "own_rewrites": 0}
-    while (assignment := next_assignment(user=user)) is not None:
+    while (limit is None or sum(counts.values()) < limit) and (assignment := next_assignment(user=user)) is not None:
         references = list(assignment.item.prompt.references)
         candidates = list(assignment.item.candidates.filter(pk__in=assignment.candidate_order))
         candidate_id, own = annotator.choose(candidates, references, assignment.item.prompt.text)
@@ -220,10 +227,16 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100, help="Items to collect choices on per round.")
     parser.add_argument("--annotator", choices=("lexicon", "minimal", "reference", "noisy"), default="lexicon")
     parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters or data filters, e.g. rpo_alpha=1.0 or reject_own_echo=0 (repeatable).")
+    parser.add_argument("--oversample", type=float, default=1.0, help="Fill the pool with this many times --prompts items; the annotator judges --prompts of them in the pool's serving order.")
+    parser.add_argument("--pool-order", choices=("random", "uncertain", "failures"), help="POOL_ORDER for the rounds (default: the setting).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.rounds < 1 or args.prompts < 1:
         sys.exit("error: --rounds and --prompts must be at least 1")
+    if not args.oversample >= 1:
+        sys.exit("error: --oversample must be at least 1")
+    if args.pool_order:
+        settings.POOL_ORDER = args.pool_order
 
     parent = ModelVersion.objects.filter(name=args.version).first()
     if parent is None:
@@ -235,14 +248,15 @@ def main() -> None:
     annotator = Annotator(args.annotator, seed=args.seed)
     first = parent
     report = {"start": parent.name, "start_metrics": evaluate(parent), "annotator": args.annotator,
-              "lexicon_words": len(annotator.lexicon), "rounds": []}
+              "lexicon_words": len(annotator.lexicon), "pool_order": settings.POOL_ORDER,
+              "oversample": args.oversample, "rounds": []}
     for number in range(1, args.rounds + 1):
         activate_version(version=parent, reason="dpo_round benchmark", override=True)
         since = timezone.now()
         started = time.monotonic()
-        refill_pool(parent.pk, target=args.prompts)
+        refill_pool(parent.pk, target=math.ceil(args.prompts * args.oversample))
         collected = time.monotonic() - started
-        counts = simulate_annotation(annotator_user, annotator)
+        counts = simulate_annotation(annotator_user, annotator, limit=args.prompts)
         pairs = PreferencePair.objects.filter(judgement__user=annotator_user, status=PreferencePair.Status.PENDING)
         diagnostics = pair_diagnostics(pairs)
         approved = approve_pairs(reviewer=reviewer, pairs=pairs)
@@ -252,6 +266,8 @@ def main() -> None:
             "approved_pairs": approved, "pair_diagnostics": diagnostics, "collect_seconds": round(collected, 1),
             "items_with_withheld_echo": AnnotationItem.objects.filter(
                 model_version=parent, created_at__gte=since).exclude(model_echo="").count(),
+            "judged_with_withheld_echo": AnnotationItem.objects.filter(
+                model_version=parent, created_at__gte=since, judgements__user=annotator_user).exclude(model_echo="").count(),
             "children": [{k: v for k, v in c.items() if k != "child"} for c in children],
         }
         report["rounds"].append(round_report)

@@ -23,6 +23,13 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}.")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [value.strip() for value in os.environ.get(name, default).split(",") if value.strip()]
 
@@ -197,7 +204,9 @@ NEXT_ITEM_MAX_WAIT_SECONDS = 25
 NEXT_ITEM_MAX_WAITERS = env_int("NEXT_ITEM_MAX_WAITERS", 4)
 NEXT_ITEM_RECHECK_SECONDS = 5
 GOLD_RATE = float(os.environ.get("GOLD_RATE", 0.1))  # share of served items that are gold (quality control)
-POOL_ORDER = os.environ.get("POOL_ORDER", "random")  # or "uncertain": disagreeing judgements, then most different candidates, first
+# Which ready item an annotator gets next: "random"; "uncertain" (disagreeing judgements, then most
+# different candidates, first); "failures" (prompts the model echoed while sampling, then "uncertain").
+POOL_ORDER = env_choice("POOL_ORDER", "random", ("random", "uncertain", "failures"))
 HELDOUT_PERCENT = env_int("HELDOUT_PERCENT", 5)
 MAX_REWRITE_CHARS = env_int("MAX_REWRITE_CHARS", 1000)
 

@@ -141,13 +141,16 @@ def _voter(pair, system_ids: set[int]) -> str:
     return pair.judgement.user.get_username()
 
 
-def _model_echoes(pairs) -> dict[str, str]:
-    """Prompt text -> the echo the pool withheld from the items these pairs were judged on (the first)."""
-    echoes: dict[str, str] = {}
-    rows = pairs.exclude(judgement__item__model_echo="").values_list("prompt__text", "judgement__item__model_echo")
-    for prompt, echo in rows.order_by("judgement__item_id"):
-        echoes.setdefault(prompt, echo)
-    return echoes
+def _model_echoes(pairs, parent=None) -> dict[str, str]:
+    """Prompt text -> an echo the pool withheld from an item these pairs were judged on: ``parent``'s
+    where it has one (what the model being trained would say), else the newest item's."""
+    best: dict[str, tuple[tuple[bool, int], str]] = {}
+    for pair in pairs:
+        item = pair.judgement.item
+        rank = (parent is not None and item.model_version_id == parent.pk, item.pk)
+        if item.model_echo and (pair.prompt.text not in best or rank > best[pair.prompt.text][0]):
+            best[pair.prompt.text] = (rank, item.model_echo)
+    return {prompt: echo for prompt, (_, echo) in best.items()}
 
 
 def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
@@ -162,6 +165,7 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
         pairs = pairs.filter(source=filters.source)
     if parent is not None and not filters.any_version:
         pairs = parent_pairs(pairs, parent)
+    pairs = list(pairs.select_related("judgement__item"))
     system = system_account_ids()
     raw = [
         {
@@ -175,7 +179,7 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     ]
     records, counts = reconcile_preferences(raw)
     if filters.reject_input:
-        echoes = _model_echoes(pairs) if filters.reject_own_echo else {}
+        echoes = _model_echoes(pairs, parent) if filters.reject_own_echo else {}
         records, added = add_input_rejections(records, echoes)
         counts.update(added)
     return TrainingData(records, {"pairs": counts})

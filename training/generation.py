@@ -97,11 +97,13 @@ def generate_items(
 ) -> list[AnnotationItem]:
     """Sample candidates for all ``prompts`` in one batched call and store them as ready items.
 
-    Candidates that differ only in case, spacing or punctuation collapse into one (``candidate_key``),
-    and so do echoes of the prompt: the first echo is kept on the item (``model_echo``), as the model
-    wrote it, for DPO to reject. Prompts still short of two distinct candidates are sampled again,
-    at most ``attempts`` calls in all. Each candidate records its decoding, seed and backend.
+    Candidates that differ only in case, spacing or punctuation collapse into one (``candidate_key``).
+    Echoes of the prompt -- the test evaluation scores FL 0 with, plus near-identical characters
+    (``is_echo_of_input``) -- never reach annotators: the first is kept on the item (``model_echo``),
+    as the model wrote it, for DPO to reject. Prompts still short of two distinct candidates are
+    sampled again, at most ``attempts`` calls in all. Each candidate records its decoding, seed and backend.
     """
+    from training.ml.data import is_echo_of_input
     from training.ml.dedupe import candidate_key
 
     distinct: dict[int, dict[str, tuple[str, SampledRewrite]]] = {p.pk: {} for p in prompts}
@@ -110,14 +112,16 @@ def generate_items(
     for _ in range(attempts):
         seed = secrets.randbelow(2**31)
         for prompt, rewrites in zip(pending, generator.sample_batch([p.text for p in pending], decoding, seed=seed)):
-            echo = candidate_key(prompt.text)
+            prompt_key = candidate_key(prompt.text)
             for rewrite in rewrites:
                 text = normalise_text(rewrite.text)
                 key = candidate_key(text)
-                if key and key != echo:
-                    distinct[prompt.pk].setdefault(key, (text, rewrite))
-                elif key:
+                if not key:
+                    continue
+                if key == prompt_key or is_echo_of_input(prompt.text, text):
                     echoes.setdefault(prompt.pk, text)
+                else:
+                    distinct[prompt.pk].setdefault(key, (text, rewrite))
         pending = [p for p in pending if len(distinct[p.pk]) < min(2, decoding.num_candidates)]
         if not pending:
             break

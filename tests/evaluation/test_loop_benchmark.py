@@ -54,3 +54,15 @@ def test_no_annotator_takes_the_toxic_sentence_back_and_the_minimal_one_changes_
     assert dpo_round.Annotator("reference").choose([echo], references, toxic) == (None, "you are wrong 1")
     assert dpo_round.Annotator("minimal").choose([echo, small, large], references, toxic) == (2, "")
     assert dpo_round.Annotator("minimal").choose([echo], references, toxic) == (None, "you are wrong 1")
+
+
+def test_an_oversampled_round_judges_the_first_items_in_the_pools_order(settings, annotator, filled_pool, dpo_round):
+    from annotations.models import AnnotationItem, Judgement
+
+    settings.POOL_ORDER = "failures"
+    echoed = AnnotationItem.objects.order_by("-id").first()
+    AnnotationItem.objects.filter(pk=echoed.pk).update(model_echo=echoed.prompt.text)
+    counts = dpo_round.simulate_annotation(annotator, dpo_round.Annotator("minimal"), limit=2)
+    assert sum(counts.values()) == 2 == Judgement.objects.filter(user=annotator).count()
+    assert Judgement.objects.filter(user=annotator, item=echoed).exists()  # the echoed prompt came first
+    assert AnnotationItem.objects.count() > 2  # the rest stays in the pool

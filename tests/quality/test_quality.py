@@ -244,6 +244,29 @@ def test_uncertain_order_puts_items_whose_annotators_disagree_first(settings, ma
     assert agreed.id in order[3:]
 
 
+def test_failures_order_serves_prompts_the_model_echoed_first(settings, annotator, filled_pool):
+    settings.POOL_ORDER = "failures"
+    echoed = _extra_item(filled_pool, "you are a moron", StubGenerator(("You are a moron.", "please stop", "I disagree")))
+    diverse = _extra_item(filled_pool, "shut up you moron", StubGenerator(("please be quiet", "x", "I disagree with you")))
+    assert echoed.model_echo == "You are a moron." and diverse.diversity > echoed.diversity
+    order = list(pool.serving_order(pool.items_for_user(annotator, filled_pool)).values_list("id", flat=True))
+    assert order[:2] == [echoed.id, diverse.id]  # the echoed prompt, then the uncertain order
+
+
+def test_an_unknown_pool_order_is_refused_at_start_with_the_choices():
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "detoxsite.settings", "POOL_ORDER": "hardest"},
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode != 0
+    assert "POOL_ORDER='hardest' is not one of random, uncertain, failures" in result.stderr
+
+
 def test_default_order_is_random(annotator, filled_pool, settings):
     assert settings.POOL_ORDER == "random"
     firsts = {pool.serving_order(pool.items_for_user(annotator, filled_pool)).first().id for _ in range(30)}

@@ -205,6 +205,15 @@ def test_the_input_rejection_rejects_the_models_own_echo_where_the_pool_kept_one
     assert response.json()["data_filters"]["reject_own_echo"] is False
 
 
+def test_with_any_version_the_parents_own_echo_is_rejected(staff, tiny_version, older):
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    approved_pair(staff, prompt, "please be quiet", "be quiet fool", tiny_version, echo="Shut up, fool!")
+    approved_pair(staff, prompt, "be quiet please", "quiet, fool", older, echo="Shut up fool.")
+    for parent, echo in ((tiny_version, "Shut up, fool!"), (older, "Shut up fool.")):
+        data = dpo_data(DataFilters(any_version=True), parent=parent)
+        assert {r["rejected"] for r in data.records if r.get("derived")} == {echo}
+
+
 def test_empty_on_policy_dpo_data_says_how_to_widen(staff, tiny_version, older):
     from core.actions import ActionRefused
 

@@ -222,6 +222,21 @@ def test_an_echo_of_the_prompt_is_withheld_from_annotators_but_kept_on_the_item_
     assert item.model_echo == item.prompt.text.capitalize() + "."
 
 
+class WrappingEchoStub(PerPromptSampling):
+    """Hands the whole prompt back inside a longer sentence: the evaluation scores that FL 0 too."""
+
+    def sample(self, toxic, config, *, seed):
+        texts = (f"Well, {toxic}, to be honest.", "they did bad things", "they were wrong")
+        return [SampledRewrite(text=t, seed=seed, index=i, seconds=0.01) for i, t in enumerate(texts)]
+
+
+def test_a_candidate_wrapping_the_whole_prompt_is_withheld_as_an_echo(tiny_version, prompts):
+    generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: WrappingEchoStub())
+    item = AnnotationItem.objects.get()
+    assert sorted(item.candidates.values_list("text", flat=True)) == ["they did bad things", "they were wrong"]
+    assert item.model_echo == f"Well, {item.prompt.text}, to be honest."
+
+
 def test_resampling_of_too_similar_candidates_is_bounded(tiny_version, prompts):
     stub = CountingStub(texts=("Stop it.", "stop it", "STOP IT!"))
     generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: stub)
