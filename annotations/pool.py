@@ -62,7 +62,7 @@ def serving_order(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]:
     ``POOL_ORDER=failures``: first the items whose prompt the model handed back unchanged while
     sampling (a withheld ``model_echo``: its commonest failure, which each judgement there teaches
     DPO to reject), then the uncertain order."""
-    if settings.POOL_ORDER not in ("uncertain", "failures"):
+    if settings.POOL_ORDER == "random":
         return items.order_by("?")
     disagreement = Case(When(answers__gte=2, then=F("answers")), default=Value(0))
     order = [disagreement.desc(), F("diversity").desc(nulls_last=True), "id"]

@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--annotator", choices=("lexicon", "minimal", "reference", "noisy"), default="lexicon")
     parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters or data filters, e.g. rpo_alpha=1.0 or reject_own_echo=0 (repeatable).")
     parser.add_argument("--oversample", type=float, default=1.0, help="Fill the pool with this many times --prompts items; the annotator judges --prompts of them in the pool's serving order.")
-    parser.add_argument("--pool-order", choices=("random", "uncertain", "failures"), help="POOL_ORDER for the rounds (default: the setting).")
+    parser.add_argument("--pool-order", choices=settings.POOL_ORDERS, help="POOL_ORDER for the rounds (default: the setting).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.rounds < 1 or args.prompts < 1:

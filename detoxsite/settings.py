@@ -206,7 +206,8 @@ NEXT_ITEM_RECHECK_SECONDS = 5
 GOLD_RATE = float(os.environ.get("GOLD_RATE", 0.1))  # share of served items that are gold (quality control)
 # Which ready item an annotator gets next: "random"; "uncertain" (disagreeing judgements, then most
 # different candidates, first); "failures" (prompts the model echoed while sampling, then "uncertain").
-POOL_ORDER = env_choice("POOL_ORDER", "random", ("random", "uncertain", "failures"))
+POOL_ORDERS = ("random", "uncertain", "failures")
+POOL_ORDER = env_choice("POOL_ORDER", "random", POOL_ORDERS)
 HELDOUT_PERCENT = env_int("HELDOUT_PERCENT", 5)
 MAX_REWRITE_CHARS = env_int("MAX_REWRITE_CHARS", 1000)
 
