@@ -100,10 +100,11 @@ def generate_items(
     Candidates that differ only in case, spacing or punctuation collapse into one (``candidate_key``).
     Echoes of the prompt -- the test evaluation scores FL 0 with, plus near-identical characters
     (``is_echo_of_input``) -- never reach annotators: the first is kept on the item (``model_echo``),
-    as the model wrote it, for DPO to reject. Prompts still short of two distinct candidates are
+    as the model wrote it, for DPO to reject. One-word fragments of a sentence (``is_fragment``) are
+    dropped like empty texts. Prompts still short of two distinct candidates are
     sampled again, at most ``attempts`` calls in all. Each candidate records its decoding, seed and backend.
     """
-    from training.ml.data import is_echo_of_input
+    from training.ml.data import is_echo_of_input, is_fragment
     from training.ml.dedupe import candidate_key
 
     distinct: dict[int, dict[str, tuple[str, SampledRewrite]]] = {p.pk: {} for p in prompts}
@@ -116,7 +117,7 @@ def generate_items(
             for rewrite in rewrites:
                 text = normalise_text(rewrite.text)
                 key = candidate_key(text)
-                if not key:
+                if not key or is_fragment(prompt.text, text):
                     continue
                 if key == prompt_key or is_echo_of_input(prompt.text, text):
                     echoes.setdefault(prompt.pk, text)

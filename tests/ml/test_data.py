@@ -105,6 +105,14 @@ def test_echo_of_input_is_the_same_words_or_nearly_the_same_characters() -> None
     assert not is_echo_of_input("you are a stupid idiot", "you are wrong")
 
 
+def test_a_one_word_rewrite_of_a_sentence_is_a_fragment_but_of_a_short_insult_it_may_be_fine() -> None:
+    from training.ml.data import is_fragment
+
+    assert is_fragment("you are a stupid idiot number 3", "*laughs*")
+    assert not is_fragment("you are a stupid idiot number 3", "You are wrong.")
+    assert not is_fragment("shut up", "Quiet.")
+
+
 def test_cleaning_counts_what_it_drops_and_skips_a_missing_classifier(monkeypatch) -> None:
     from training.ml import data
 

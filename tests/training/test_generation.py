@@ -237,6 +237,21 @@ def test_a_candidate_wrapping_the_whole_prompt_is_withheld_as_an_echo(tiny_versi
     assert item.model_echo == f"Well, {item.prompt.text}, to be honest."
 
 
+class FragmentStub(PerPromptSampling):
+    """Answers one sample with a stage direction, as the base model did in 4 of 954 kept candidates."""
+
+    def sample(self, toxic, config, *, seed):
+        texts = ("*laughs*", "they did bad things", "they were wrong")
+        return [SampledRewrite(text=t, seed=seed, index=i, seconds=0.01) for i, t in enumerate(texts)]
+
+
+def test_a_one_word_fragment_of_a_sentence_never_reaches_annotators(tiny_version, prompts):
+    generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: FragmentStub())
+    item = AnnotationItem.objects.get()
+    assert sorted(item.candidates.values_list("text", flat=True)) == ["they did bad things", "they were wrong"]
+    assert item.model_echo == ""
+
+
 def test_resampling_of_too_similar_candidates_is_bounded(tiny_version, prompts):
     stub = CountingStub(texts=("Stop it.", "stop it", "STOP IT!"))
     generation.refill_pool(tiny_version.pk, target=1, generator_factory=lambda path: stub)

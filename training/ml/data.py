@@ -135,6 +135,18 @@ def is_echo_of_input(toxic: str, rewrite: str, *, char_ratio: float = ECHO_CHAR_
     return bool(a and b) and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= char_ratio
 
 
+# A one-word "rewrite" of a sentence this long is a fragment, not a detoxification: the base model's
+# one-word samples were a name, a stage direction or a number ("Ava,", "*laughs*", "101:11:10": 4 of
+# 954 candidates kept on 320 pool items), and 28 of ParaDetox's 18,742 references are one word,
+# mostly annotation noise ("78", "TRUE", "Two").
+FRAGMENT_MIN_INPUT_WORDS = 3
+
+
+def is_fragment(toxic: str, rewrite: str) -> bool:
+    """The rewrite is a single word while the input is a sentence: nothing an annotator could choose."""
+    return len(rewrite.split()) < 2 and len(toxic.split()) >= FRAGMENT_MIN_INPUT_WORDS
+
+
 def load_cleaning_classifier(spec: str = DEFAULT_CLASSIFIER) -> tuple[Any | None, str]:
     """The toxicity classifier ``spec`` names, loaded as evaluation loads it (profanity-check, a judge
     directory from ``judge.train_judge``, a transformers model), and the name cleaning records.
