@@ -161,11 +161,14 @@ def evaluate(version: ModelVersion) -> dict:
     return latest_metrics(version)
 
 
-def parse_variant(text: str) -> dict[str, float | str]:
-    """``rpo_alpha=1.0,beta=0.1`` → hyperparameters for ``start_training_run``."""
-    variant: dict[str, float | str] = {}
+def parse_variant(text: str) -> dict[str, float | str | bool]:
+    """``rpo_alpha=1.0,beta=0.1,group_by_length=false`` → hyperparameters for ``start_training_run``."""
+    variant: dict[str, float | str | bool] = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
+        if value.strip().lower() in ("true", "false"):
+            variant[key.strip()] = value.strip().lower() == "true"
+            continue
         try:
             variant[key.strip()] = float(value)
         except ValueError:

@@ -36,8 +36,10 @@ def test_the_annotator_picks_a_clean_close_candidate_or_writes_the_reference(pro
     assert annotator.choose(candidates[:1], references) == (None, "you are wrong 1")  # nothing clean: own rewrite
 
 
-def test_variants_parse_numbers_as_floats_and_keep_names_as_strings(dpo_round):
-    assert dpo_round.parse_variant("rpo_alpha=1,loss_type=ipo") == {"rpo_alpha": 1.0, "loss_type": "ipo"}
+def test_variants_parse_numbers_as_floats_switches_as_booleans_and_keep_names_as_strings(dpo_round):
+    assert dpo_round.parse_variant("rpo_alpha=1,loss_type=ipo,group_by_length=false") == {
+        "rpo_alpha": 1.0, "loss_type": "ipo", "group_by_length": False
+    }
 
 
 def test_a_variant_can_change_a_data_filter_as_well_as_hyperparameters(dpo_round):

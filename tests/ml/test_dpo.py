@@ -154,6 +154,39 @@ def test_rpo_alpha_adds_an_sft_term_and_logps_are_recorded(tiny_checkpoint, stor
     assert plain.metrics["both_logps_dropped"] in (0.0, 1.0)
 
 
+def test_length_grouped_batches_pad_less_than_random_ones(tiny_checkpoint, store, tmp_path):
+    """A round's pairs range from a word to a paragraph; grouping them spends the CPU on text, not padding."""
+    from training.ml.device import pick_device
+    from training.ml.dpo import causal_dpo_trainer
+
+    words = "please be a little kinder to the people around you every day".split()
+    answers = [" ".join(words[: 1 + i % 12] * (1 + i % 3)) for i in range(96)]
+    records = [{"prompt": f"you fool {i}", "chosen": text, "rejected": text.upper()} for i, text in enumerate(answers)]
+
+    def padding_share(**overrides) -> float:
+        trainer = causal_dpo_trainer(config(tiny_checkpoint, store, **overrides), records, pick_device(), str(tmp_path))
+        masks = [batch["attention_mask"] for batch in trainer.get_train_dataloader()]
+        assert sum(len(mask) for mask in masks) == 2 * len(records)  # every pair once, chosen and rejected rows
+        return sum(float((mask == 0).sum()) for mask in masks) / sum(mask.numel() for mask in masks)
+
+    grouped, random = padding_share(), padding_share(group_by_length=False)
+    assert grouped < random / 2, (grouped, random)
+
+
+def test_precomputed_reference_log_probs_train_like_per_step_ones(tiny_checkpoint, store, private_tempdir, dpo_records):
+    """Precomputing the reference's log-probabilities once (the default) is a speed-up, not a different loss."""
+    import math
+
+    def losses(precompute: bool, output: str) -> list[float]:
+        cfg = config(tiny_checkpoint, store, max_steps=3, rpo_alpha=0, precompute_ref_log_probs=precompute)
+        cfg.output_dir = store / output
+        return [entry["loss"] for entry in run_dpo(cfg, dpo_records).log_history if "loss" in entry]
+
+    precomputed, per_step = losses(True, "precomputed"), losses(False, "per-step")
+    assert precomputed[0] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
+    assert precomputed == pytest.approx(per_step, abs=1e-4)
+
+
 def test_summary_flags_a_round_where_both_logps_drop():
     from training.ml.runs import summarize_metrics
 

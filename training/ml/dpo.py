@@ -55,6 +55,12 @@ class DPORunConfig(RunConfig):
     # round of 175 pairs (bench/RESULTS.md, learning loop): plain DPO (0) lowered J significantly
     # (ΔJ -0.024 [-0.046, -0.001]: the model drifted toward copying the toxic input), 1.0 did not.
     rpo_alpha: float = 1.0
+    # Batches of pairs of like length: random batches of a 439-record round were 17.5 % padding tokens,
+    # grouped ones 3 %. Decoder-only models (TRL's trainer); encoder-decoder runs batch at random.
+    group_by_length: bool = True
+    # Reference log-probabilities computed once before training instead of at every step: epoch 2
+    # skips the reference forward, and no second copy of the parent is loaded. Decoder-only models.
+    precompute_ref_log_probs: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -84,6 +90,57 @@ class DPORunConfig(RunConfig):
         return {"loss_type": [self.loss_type]}
 
 
+def padded_lengths(dataset: Any) -> list[int]:
+    """Tokens each tokenised pair takes in a batch: the collator stacks prompt + chosen and prompt +
+    rejected in one tensor, so a pair is as long as its prompt and its longer answer."""
+    return [
+        len(prompt) + max(len(chosen), len(rejected))
+        for prompt, chosen, rejected in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])
+    ]
+
+
+def length_grouped(trainer_class: type) -> type:
+    """``trainer_class`` drawing batches of like-length pairs (transformers' ``LengthGroupedSampler``).
+
+    TRL 1.16's DPO dataset has no ``input_ids`` column for transformers' ``group_by_length`` to measure,
+    so the sampler gets the lengths from ``padded_lengths``. Its own generator, seeded from the run's
+    seed, keeps the batch order independent of whatever else drew random numbers before training.
+    """
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class LengthGroupedTrainer(trainer_class):
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            generator = torch.Generator().manual_seed(seed)
+            return LengthGroupedSampler(batch, lengths=padded_lengths(dataset), generator=generator)
+
+    LengthGroupedTrainer.__name__ = f"LengthGrouped{trainer_class.__name__}"
+    return LengthGroupedTrainer
+
+
+def causal_dpo_trainer(cfg: DPORunConfig, records: Sequence[dict[str, Any]], device: DeviceInfo, scratch: str) -> Any:
+    """TRL's ``DPOTrainer`` for a decoder-only parent, batching pairs of like length when asked."""
+    from trl import DPOConfig, DPOTrainer
+
+    model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
+    # With LoRA the reference is the base with the adapter disabled; with precomputed reference
+    # log-probabilities it is the untrained policy itself, read once; otherwise a frozen copy.
+    needs_copy = not (cfg.use_lora or cfg.precompute_ref_log_probs)
+    reference = load_model_and_tokenizer(cfg.parent_dir)[0] if needs_copy else None
+    args = DPOConfig(
+        **common_training_arguments(cfg, device, scratch),
+        beta=cfg.beta,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+        **cfg.loss_arguments(),
+    )
+    dataset = build_dpo_dataset(records, tokenizer)
+    trainer_class = length_grouped(DPOTrainer) if cfg.group_by_length else DPOTrainer
+    return trainer_class(ref_model=reference, **trainer_inputs(cfg, model, args, dataset, tokenizer))
+
+
 def run_dpo(
     cfg: DPORunConfig,
     records: Sequence[dict[str, Any]],
@@ -98,8 +155,6 @@ def run_dpo(
     ``cfg.output_dir``. Raises ``ValueError`` for an invalid config or data, ``TrainingCancelled``
     when ``should_cancel()`` turns True.
     """
-    from trl import DPOConfig, DPOTrainer
-
     cfg.validate()
     validate_dpo_records(records)
     records = list(records)
@@ -109,12 +164,7 @@ def run_dpo(
             from .seq2seq import dpo_trainer
 
             return dpo_trainer(cfg, records, device, scratch)
-        model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
-        # With LoRA the reference is the base with the adapter disabled; otherwise a frozen copy.
-        reference = None if cfg.use_lora else load_model_and_tokenizer(cfg.parent_dir)[0]
-        args = DPOConfig(**common_training_arguments(cfg, device, scratch), beta=cfg.beta, **cfg.loss_arguments())
-        dataset = build_dpo_dataset(records, tokenizer)
-        return DPOTrainer(ref_model=reference, **trainer_inputs(cfg, model, args, dataset, tokenizer))
+        return causal_dpo_trainer(cfg, records, device, scratch)
 
     callbacks = dict(on_progress=on_progress, should_cancel=should_cancel)
     return train_and_save(kind="dpo", cfg=cfg, records=records, make_trainer=make_trainer, meta=meta, **callbacks)
