@@ -174,7 +174,7 @@ def test_length_grouped_batches_pad_less_than_random_ones(tiny_checkpoint, store
 
 
 def test_precomputed_reference_log_probs_train_like_per_step_ones(tiny_checkpoint, store, private_tempdir, dpo_records):
-    """Precomputing the reference's log-probabilities once (the default) is a speed-up, not a different loss."""
+    """Precomputing the reference's log-probabilities once saves memory (no second model), not a different loss."""
     import math
 
     def losses(precompute: bool, output: str) -> list[float]:
@@ -190,11 +190,26 @@ def test_precomputed_reference_log_probs_train_like_per_step_ones(tiny_checkpoin
 def test_summary_flags_a_round_where_both_logps_drop():
     from training.ml.runs import summarize_metrics
 
-    history = [
-        {"loss": 0.69, "logps/chosen": -20.0, "logps/rejected": -21.0, "rewards/margins": 0.0},
-        {"loss": 0.50, "logps/chosen": -24.0, "logps/rejected": -30.0, "rewards/margins": 0.8},
-    ]
+    def log(loss, chosen, rejected, reward_chosen, reward_rejected):
+        return {"loss": loss, "logps/chosen": chosen, "logps/rejected": rejected, "rewards/chosen": reward_chosen,
+                "rewards/rejected": reward_rejected, "rewards/margins": reward_chosen - reward_rejected}
+
+    history = [log(0.69, -20.0, -21.0, 0.0, 0.0), log(0.60, -22.0, -25.0, -0.1, -0.4), log(0.50, -24.0, -30.0, -0.2, -1.0)]
     metrics = summarize_metrics({"train_loss": 0.6}, history)
     assert metrics["change_logps/chosen"] == -4.0 and metrics["change_logps/rejected"] == -9.0
     assert metrics["first_rewards/margins"] == 0.0 and metrics["final_rewards/margins"] == 0.8
+    assert metrics["late_rewards/chosen"] == -0.2 and metrics["both_logps_dropped"] == 1.0
+
+
+def test_a_length_grouped_rounds_first_long_batch_does_not_fake_a_rising_chosen_logp():
+    """Grouped batches log a long pair first and short ones last: the raw log-probabilities rise by tens of
+    nats while, pair for pair against the reference (the rewards), both sides fell."""
+    from training.ml.runs import summarize_metrics
+
+    history = [
+        {"loss": 0.69, "logps/chosen": -60.0, "logps/rejected": -70.0, "rewards/chosen": 0.0, "rewards/rejected": 0.0},
+        {"loss": 0.55, "logps/chosen": -12.0, "logps/rejected": -20.0, "rewards/chosen": -0.3, "rewards/rejected": -0.9},
+    ]
+    metrics = summarize_metrics({"train_loss": 0.6}, history)
+    assert metrics["change_logps/chosen"] == 48.0
     assert metrics["both_logps_dropped"] == 1.0

@@ -55,12 +55,14 @@ class DPORunConfig(RunConfig):
     # round of 175 pairs (bench/RESULTS.md, learning loop): plain DPO (0) lowered J significantly
     # (ΔJ -0.024 [-0.046, -0.001]: the model drifted toward copying the toxic input), 1.0 did not.
     rpo_alpha: float = 1.0
-    # Batches of pairs of like length: random batches of a 439-record round were 17.5 % padding tokens,
-    # grouped ones 3 %. Decoder-only models (TRL's trainer); encoder-decoder runs batch at random.
+    # Batches of pairs of like length. On one round's 435 records (bench/RESULTS.md, seventh session):
+    # padding 19 % -> 4.5 % of the tokens, training 724 -> 530 s on 2 cores, ΔJ between the two children
+    # -0.002 [-0.014, +0.010]. Decoder-only models (TRL's trainer); encoder-decoder runs batch at random.
     group_by_length: bool = True
-    # Reference log-probabilities computed once before training instead of at every step: epoch 2
-    # skips the reference forward, and no second copy of the parent is loaded. Decoder-only models.
-    precompute_ref_log_probs: bool = True
+    # Reference log-probabilities computed once before training instead of at every step, and no second
+    # copy of the parent in memory (decoder-only models). Off by default: on the CPU the extra pass
+    # (ungrouped, plus hashing the model) cost what epoch 2 saved (543 against 530 s); memory is the gain.
+    precompute_ref_log_probs: bool = False
 
     def validate(self) -> None:
         super().validate()

@@ -27,7 +27,7 @@ HELP = {
     "group_by_length": "batch rows of like length together (less padding, faster on a CPU)",
     "beta": "strength of the pull towards the parent (the reference model)",
     "loss_type": "TRL's preference loss",
-    "precompute_ref_log_probs": "compute the reference model's log-probabilities once before training (faster)",
+    "precompute_ref_log_probs": "compute the reference model's log-probabilities once before training (no second model in memory)",
     "rpo_alpha": "weight of an SFT (NLL) term on the chosen answers, as in RPO; 0 = plain DPO",
     "use_lora": "train a LoRA adapter, merged into the weights on save",
     "seed": "seeds data order and initialisation",

@@ -188,6 +188,7 @@ FINAL_METRIC_PREFIXES = ("loss", "mean_token_accuracy", "rewards/", "logps/")
 # falls along with the rejected ones' moves mass to texts nobody chose (e.g. back towards copying the input),
 # however much the margin grows.
 TRACKED_DPO_LOGS = ("logps/chosen", "logps/rejected", "rewards/margins")
+SIDES = ("chosen", "rejected")
 
 
 def _finite(value: Any) -> bool:
@@ -198,7 +199,11 @@ def summarize_metrics(train_metrics: dict[str, Any], log_history: list[dict[str,
     """The trainer's end-of-run metrics (``train_loss`` is the run's mean) plus ``final_*`` last-logged values.
 
     For DPO also ``first_*`` and ``change_*`` of the log-probabilities of chosen and rejected answers and
-    of the reward margin, and ``both_logps_dropped`` (1.0 when both log-probabilities ended lower).
+    of the reward margin (first and last logged batches: different pairs, and with length-grouped batches
+    of different lengths too), ``late_rewards/chosen`` and ``late_rewards/rejected`` (the mean over the
+    last quarter of the logs), and ``both_logps_dropped``: 1.0 when both late rewards are negative. A
+    reward is beta times the policy's log-probability less the reference's on the same pairs, so a
+    negative one means that side's log-probability fell during training whatever the batch order.
     """
     metrics = {k: float(v) for k, v in train_metrics.items() if _finite(v)}
     logged = [entry for entry in log_history if "loss" in entry]
@@ -211,8 +216,12 @@ def summarize_metrics(train_metrics: dict[str, Any], log_history: list[dict[str,
         if values:
             metrics[f"first_{key}"], metrics[f"final_{key}"] = values[0], values[-1]
             metrics[f"change_{key}"] = values[-1] - values[0]
-    if "change_logps/chosen" in metrics and "change_logps/rejected" in metrics:
-        dropped = metrics["change_logps/chosen"] < 0 and metrics["change_logps/rejected"] < 0
+    rewards = {side: [float(e[f"rewards/{side}"]) for e in logged if _finite(e.get(f"rewards/{side}"))] for side in SIDES}
+    if all(rewards.values()):
+        for side, values in rewards.items():
+            late = values[-max(1, len(values) // 4) :]
+            metrics[f"late_rewards/{side}"] = sum(late) / len(late)
+        dropped = all(metrics[f"late_rewards/{side}"] < 0 for side in SIDES)
         metrics["both_logps_dropped"] = 1.0 if dropped else 0.0
     return metrics
 
