@@ -221,7 +221,7 @@ def _extra_item(version, text: str, generator) -> AnnotationItem:
 
 def test_uncertain_order_serves_the_item_with_the_most_different_candidates(settings, annotator, filled_pool):
     settings.POOL_ORDER = "uncertain"
-    unsure = _extra_item(filled_pool, "shut up you moron", StubGenerator(("please be quiet", "x", "I disagree with you")))
+    unsure = _extra_item(filled_pool, "shut up you moron", StubGenerator(("please be quiet", "I disagree with you")))
     assert unsure.diversity > AnnotationItem.objects.exclude(pk=unsure.pk).first().diversity
     assert services.next_assignment(user=annotator).item == unsure
 
@@ -229,7 +229,7 @@ def test_uncertain_order_serves_the_item_with_the_most_different_candidates(sett
 def test_uncertain_order_puts_items_whose_annotators_disagree_first(settings, make_user, tiny_version, prompts, stub_generator):
     items = pool_filled_with(3, settings, tiny_version, stub_generator)
     settings.POOL_ORDER = "uncertain"
-    diverse = _extra_item(tiny_version, "shut up you moron", StubGenerator(("please be quiet", "x", "I disagree with you")))
+    diverse = _extra_item(tiny_version, "shut up you moron", StubGenerator(("please be quiet", "I disagree with you")))
     ann, bob = make_user("ann"), make_user("bob")
     split, split_on_none, agreed = items[3], items[5], items[1]
     for item, (ann_pick, bob_pick) in {split: (careful, contrary), split_on_none: (careful, None), agreed: (careful, careful)}.items():
@@ -246,8 +246,8 @@ def test_uncertain_order_puts_items_whose_annotators_disagree_first(settings, ma
 
 def test_failures_order_serves_prompts_the_model_echoed_first(settings, annotator, filled_pool):
     settings.POOL_ORDER = "failures"
-    echoed = _extra_item(filled_pool, "you are a moron", StubGenerator(("You are a moron.", "please stop", "I disagree")))
-    diverse = _extra_item(filled_pool, "shut up you moron", StubGenerator(("please be quiet", "x", "I disagree with you")))
+    echoed = _extra_item(filled_pool, "you are a moron", StubGenerator(("You are a moron.", "please stop", "please stop now")))
+    diverse = _extra_item(filled_pool, "shut up you moron", StubGenerator(("please be quiet", "I disagree with you")))
     assert echoed.model_echo == "You are a moron." and diverse.diversity > echoed.diversity
     order = list(pool.serving_order(pool.items_for_user(annotator, filled_pool)).values_list("id", flat=True))
     assert order[:2] == [echoed.id, diverse.id]  # the echoed prompt, then the uncertain order
