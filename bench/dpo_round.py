@@ -192,9 +192,10 @@ def torch_threads() -> int:
 
 
 def split_variant(variant: dict) -> tuple[dict, dict]:
-    """A variant's data filters (``reject_own_echo=0``: DataFilters' fields, as booleans) and hyperparameters."""
+    """A variant's data filters (``reject_own_echo=0``: DataFilters' fields, as booleans) and hyperparameters.
+    ``parse_variant`` has already turned true/false into booleans."""
     fields = DataFilters.__dataclass_fields__
-    filters = {k: v not in (0, 0.0, "false", "False", "off") for k, v in variant.items() if k in fields}
+    filters = {k: v not in (0, 0.0, "off") for k, v in variant.items() if k in fields}
     return filters, {k: v for k, v in variant.items() if k not in fields}
 
 

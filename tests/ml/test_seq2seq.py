@@ -77,9 +77,11 @@ def test_seq2seq_sft_groups_rows_by_length(tiny_t5, store, private_tempdir, sft_
     assert result.steps == 2 and weights_changed(tiny_t5, Path(result.output_dir))
 
 
-def test_seq2seq_dpo_refuses_losses_it_does_not_implement(tiny_t5, store):
+def test_seq2seq_dpo_refuses_losses_and_options_it_does_not_implement(tiny_t5, store):
     with pytest.raises(ValueError, match="encoder-decoder models train with loss_type 'sigmoid' only"):
         DPORunConfig(parent_dir=tiny_t5, output_dir=store / "x", loss_type="ipo").validate()
+    with pytest.raises(ValueError, match="precompute_ref_log_probs is TRL's, for decoder-only models"):
+        DPORunConfig(parent_dir=tiny_t5, output_dir=store / "x", precompute_ref_log_probs=True).validate()
 
 
 def test_sequence_logps_match_the_models_own_cross_entropy(tiny_t5):

@@ -83,6 +83,8 @@ class DPORunConfig(RunConfig):
             raise ValueError(
                 f"encoder-decoder models train with loss_type 'sigmoid' only; got {self.loss_type!r}"
             )
+        if family_of(self.parent_dir) == SEQ2SEQ and self.precompute_ref_log_probs:
+            raise ValueError("precompute_ref_log_probs is TRL's, for decoder-only models; encoder-decoder runs cannot use it")
 
     def loss_arguments(self) -> dict[str, Any]:
         """``DPOConfig`` loss settings. TRL 1.16 has no ``rpo_alpha`` of its own: RPO is its "sft" loss
