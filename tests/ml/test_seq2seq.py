@@ -77,6 +77,29 @@ def test_seq2seq_sft_groups_rows_by_length(tiny_t5, store, private_tempdir, sft_
     assert result.steps == 2 and weights_changed(tiny_t5, Path(result.output_dir))
 
 
+def test_seq2seq_dpo_groups_pairs_by_length(tiny_t5, store, tmp_path):
+    """As for decoder-only models: like-length pairs share a batch, so the CPU multiplies text, not padding."""
+    from training.ml.device import pick_device
+    from training.ml.seq2seq import dpo_trainer
+
+    words = "please be a little kinder to the people around you every day".split()
+    answers = [" ".join(words[: 1 + i % 12] * (1 + i % 3)) for i in range(96)]
+    records = [
+        {"prompt": f"you fool {i}", "chosen": text, "rejected": " ".join(reversed(text.split()))}
+        for i, text in enumerate(answers)
+    ]
+
+    def padding_share(**overrides) -> float:
+        cfg = DPORunConfig(parent_dir=tiny_t5, output_dir=store / "grouping", batch_size=4, **overrides)
+        batches = list(dpo_trainer(cfg, records, pick_device(), str(tmp_path)).get_train_dataloader())
+        assert sum(len(batch["labels"]) for batch in batches) == 2 * len(records)  # every pair once, both answers
+        padded = sum(int((batch["labels"] == IGNORE_INDEX).sum()) for batch in batches)
+        return padded / sum(batch["labels"].numel() for batch in batches)
+
+    grouped, random = padding_share(), padding_share(group_by_length=False)
+    assert grouped < random / 2, (grouped, random)
+
+
 def test_seq2seq_dpo_refuses_losses_and_options_it_does_not_implement(tiny_t5, store):
     with pytest.raises(ValueError, match="encoder-decoder models train with loss_type 'sigmoid' only"):
         DPORunConfig(parent_dir=tiny_t5, output_dir=store / "x", loss_type="ipo").validate()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .batching import length_grouped
 from .data import build_dpo_dataset, validate_dpo_records
 from .device import DeviceInfo
 from .families import SEQ2SEQ, family_of
@@ -92,37 +93,6 @@ class DPORunConfig(RunConfig):
         if self.rpo_alpha > 0:
             return {"loss_type": [self.loss_type, "sft"], "loss_weights": [1.0, float(self.rpo_alpha)]}
         return {"loss_type": [self.loss_type]}
-
-
-def padded_lengths(dataset: Any) -> list[int]:
-    """Tokens each tokenised pair takes in a batch: the collator stacks prompt + chosen and prompt +
-    rejected in one tensor, so a pair is as long as its prompt and its longer answer."""
-    return [
-        len(prompt) + max(len(chosen), len(rejected))
-        for prompt, chosen, rejected in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])
-    ]
-
-
-def length_grouped(trainer_class: type) -> type:
-    """``trainer_class`` drawing batches of like-length pairs (transformers' ``LengthGroupedSampler``).
-
-    TRL 1.16's DPO dataset has no ``input_ids`` column for transformers' ``group_by_length`` to measure,
-    so the sampler gets the lengths from ``padded_lengths``. Its own generator, seeded from the run's
-    seed, keeps the batch order independent of whatever else drew random numbers before training.
-    """
-    import torch
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    class LengthGroupedTrainer(trainer_class):
-        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-            dataset = self.train_dataset if train_dataset is None else train_dataset
-            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            generator = torch.Generator().manual_seed(seed)
-            return LengthGroupedSampler(batch, lengths=padded_lengths(dataset), generator=generator)
-
-    LengthGroupedTrainer.__name__ = f"LengthGrouped{trainer_class.__name__}"
-    return LengthGroupedTrainer
 
 
 def causal_dpo_trainer(cfg: DPORunConfig, records: Sequence[dict[str, Any]], device: DeviceInfo, scratch: str) -> Any:

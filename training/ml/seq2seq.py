@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .batching import length_grouped
 from .device import DeviceInfo
 from .families import SEQ2SEQ, task_prefix
 from .prompting import render_prompt
@@ -212,16 +213,21 @@ def _dpo_trainer_class() -> type:
 
 
 def dpo_trainer(cfg: DPORunConfig, records: Sequence[dict[str, Any]], device: DeviceInfo, scratch: str) -> Any:
-    """The DPO trainer on the parent checkpoint; the reference is a second, frozen copy of the parent."""
+    """The DPO trainer on the parent checkpoint, batching pairs of like length when asked; the reference
+    is a second, frozen copy of the parent."""
+    from datasets import Dataset
+
     model, tokenizer = load_model_and_tokenizer(cfg.parent_dir)
     reference, _ = load_model_and_tokenizer(cfg.parent_dir)
-    return _dpo_trainer_class()(
+    trainer_class = _dpo_trainer_class()
+    features = dpo_features(records, tokenizer, cfg.max_length, prefix=task_prefix(cfg.parent_dir))
+    return (length_grouped(trainer_class) if cfg.group_by_length else trainer_class)(
         model=_with_lora(model, cfg),
         ref_model=reference,
         beta=cfg.beta,
         rpo_alpha=float(cfg.rpo_alpha),
         args=training_arguments(cfg, device, scratch),
-        train_dataset=dpo_features(records, tokenizer, cfg.max_length, prefix=task_prefix(cfg.parent_dir)),
+        train_dataset=Dataset.from_list(features),
         data_collator=PreferenceCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
     )
