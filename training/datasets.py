@@ -39,6 +39,7 @@ class DataFilters:
     any_version: bool = False  # DPO: also pairs sampled from versions other than the parent (off-policy)
     reject_input: bool = True  # DPO: one more pair per chosen answer rejecting the toxic input itself
     reject_own_echo: bool = True  # DPO: ...rejecting the model's own echo of the input where the pool withheld one
+    reject_input_only_echoed: bool = False  # DPO: ...only on prompts where the pool withheld such an echo
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -179,8 +180,10 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     ]
     records, counts = reconcile_preferences(raw)
     if filters.reject_input:
-        echoes = _model_echoes(pairs, parent) if filters.reject_own_echo else {}
-        records, added = add_input_rejections(records, echoes)
+        echoes = _model_echoes(pairs, parent) if filters.reject_own_echo or filters.reject_input_only_echoed else {}
+        if not filters.reject_own_echo:  # keep which prompts the model echoed, but reject the stored text
+            echoes = {prompt: prompt for prompt in echoes}
+        records, added = add_input_rejections(records, echoes, only_echoed=filters.reject_input_only_echoed)
         counts.update(added)
     return TrainingData(records, {"pairs": counts})
 

@@ -47,6 +47,9 @@ class StartRunForm(forms.Form):
         required=False, initial=True,
         help_text="DPO: in those pairs reject the model's own echo of the input where the pool kept one.",
     )
+    reject_input_only_echoed = forms.BooleanField(
+        required=False, help_text="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo).",
+    )
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["parent"].initial = ModelVersion.objects.active()
@@ -71,6 +74,8 @@ class StartRunForm(forms.Form):
         filters["include_gold_rewrites"] = data["include_gold_rewrites"]
         filters["reject_input"] = data["reject_input"]
         filters["reject_own_echo"] = data["reject_own_echo"]
+        if data.get("reject_input_only_echoed"):
+            filters["reject_input_only_echoed"] = True
         if data.get("any_version"):
             filters["any_version"] = True
         return filters

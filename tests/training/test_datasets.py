@@ -259,3 +259,31 @@ def test_heldout_prompts_reach_no_training_or_export_rows(staff, tiny_version, t
     for rows in (sft, dpo, exported, exported_sft, exported_judgements, files):
         assert train.text in rows
         assert held.text not in rows and f"for {held.id}" not in rows
+
+
+def test_input_rejections_can_be_limited_to_prompts_the_model_echoed(staff, tiny_version, api):
+    """Once the model rarely echoes, rejecting the input on every prompt keeps pushing it away from the
+    input's wording (SIM); the option adds that pair only where the pool withheld the model's echo."""
+    from django.core.management import call_command
+
+    from training.forms import StartRunForm
+
+    prompt = Prompt.objects.create(text="shut up fool", text_hash="p", source="test")
+    other = Prompt.objects.create(text="damn you", text_hash="q", source="test")
+    approved_pair(staff, prompt, "please be quiet", "be quiet fool", tiny_version, echo="Shut up, fool!")
+    approved_pair(staff, other, "forget you", "darn you", tiny_version)
+    data = dpo_data(DataFilters(reject_input_only_echoed=True), parent=tiny_version)
+    assert [(r["prompt"], r["rejected"]) for r in data.records if r.get("derived")] == [("shut up fool", "Shut up, fool!")]
+    stored = dpo_data(DataFilters(reject_input_only_echoed=True, reject_own_echo=False), parent=tiny_version)
+    assert [r["rejected"] for r in stored.records if r.get("derived")] == ["shut up fool"]
+
+    call_command("train", "dpo", "--input-rejections-only-echoed", "--queue")
+    assert TrainingRun.objects.latest("pk").data_filters["reject_input_only_echoed"] is True
+    form = StartRunForm({"kind": "dpo", "parent": tiny_version.pk, "reject_input": "on", "reject_input_only_echoed": "on"})
+    assert form.is_valid(), form.errors
+    assert form.filters()["reject_input_only_echoed"] is True
+    response = api(staff).post(
+        "/api/training-runs/", {"kind": "dpo", "filters": {"reject_input_only_echoed": True}}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["data_filters"]["reject_input_only_echoed"] is True

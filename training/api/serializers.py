@@ -70,6 +70,10 @@ class DataFiltersSerializer(serializers.Serializer):
         required=False, default=True,
         help_text="DPO: those pairs reject the model's own echo of the input (as it wrote it) where the pool kept one.",
     )
+    reject_input_only_echoed = serializers.BooleanField(
+        required=False, default=False,
+        help_text="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo), not on every prompt.",
+    )
 
 
 class StartRunSerializer(serializers.Serializer):

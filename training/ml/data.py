@@ -256,7 +256,7 @@ REJECTS_INPUT = "rejects the input"
 
 
 def add_input_rejections(
-    records: Sequence[dict[str, Any]], echoes: Mapping[str, str] | None = None
+    records: Sequence[dict[str, Any]], echoes: Mapping[str, str] | None = None, *, only_echoed: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``records`` plus, for each prompt and chosen answer, a pair that rejects the toxic input itself.
 
@@ -266,7 +266,9 @@ def add_input_rejections(
     (bench/RESULTS.md, learning loop: FL -0.057, SIM +0.028 in a round on representative prompts).
     Where ``echoes`` (prompt -> the model's own echo of it) has one, that text is rejected instead of the
     stored prompt: the model re-cases ParaDetox's lower-cased, tokenised sentences, so its echo is the
-    text it would actually write. Added records carry ``derived`` and the ``pair_ids`` they come from.
+    text it would actually write. With ``only_echoed``, only prompts in ``echoes`` get such a pair: once
+    the model rarely echoes, rejecting the input on every prompt keeps pushing it away from the input's
+    wording, which costs SIM. Added records carry ``derived`` and the ``pair_ids`` they come from.
     """
     echoes = echoes or {}
     seen: set[tuple[str, str]] = set()
@@ -274,6 +276,8 @@ def add_input_rejections(
     for record in records:
         key = (normalised_words(record["prompt"]), normalised_words(record["chosen"]))
         if key in seen or is_echo_of_input(record["prompt"], record["chosen"]):
+            continue
+        if only_echoed and record["prompt"] not in echoes:
             continue
         seen.add(key)
         ids = record.get("pair_ids") or ([record["pair_id"]] if "pair_id" in record else [])

@@ -41,6 +41,10 @@ class Command(BaseCommand):
             "--no-own-echo-rejections", action="store_true",
             help="DPO: those pairs reject the stored prompt even where the pool kept the model's own echo of it.",
         )
+        data.add_argument(
+            "--input-rejections-only-echoed", action="store_true",
+            help="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo).",
+        )
         hp = parser.add_argument_group("hyperparameters (defaults from training/ml/sft.py and dpo.py)")
         for param in HYPERPARAMETERS:
             flags = [f"--{param.name.replace('_', '-')}", *FLAG_ALIASES.get(param.name, ())]
@@ -67,6 +71,7 @@ class Command(BaseCommand):
             "any_version": opts["any_version"] or None,
             "reject_input": False if opts["no_input_rejections"] else None,
             "reject_own_echo": False if opts["no_own_echo_rejections"] else None,
+            "reject_input_only_echoed": opts["input_rejections_only_echoed"] or None,
         }
         try:
             run = services.start_training_run(
