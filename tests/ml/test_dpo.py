@@ -10,7 +10,7 @@ from training.ml.data import read_jsonl, snapshot_hash
 from training.ml.dpo import DPORunConfig, run_dpo
 from training.ml.runs import ProgressUpdate, TrainingCancelled
 
-from .helpers import leftovers, weights_changed
+from .helpers import leftovers, varied_length_pairs, weights_changed
 
 
 def config(parent: Path, store: Path, **overrides) -> DPORunConfig:
@@ -159,9 +159,7 @@ def test_length_grouped_batches_pad_less_than_random_ones(tiny_checkpoint, store
     from training.ml.device import pick_device
     from training.ml.dpo import causal_dpo_trainer
 
-    words = "please be a little kinder to the people around you every day".split()
-    answers = [" ".join(words[: 1 + i % 12] * (1 + i % 3)) for i in range(96)]
-    records = [{"prompt": f"you fool {i}", "chosen": text, "rejected": text.upper()} for i, text in enumerate(answers)]
+    records = varied_length_pairs(str.upper)
 
     def padding_share(**overrides) -> float:
         trainer = causal_dpo_trainer(config(tiny_checkpoint, store, **overrides), records, pick_device(), str(tmp_path))

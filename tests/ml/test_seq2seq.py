@@ -16,7 +16,7 @@ from training.ml.seq2seq import IGNORE_INDEX, chosen_nll, dpo_sigmoid_loss, sequ
 from training.ml.sft import SFTRunConfig, run_sft
 from training.ml.tiny import build_tiny_seq2seq_checkpoint
 
-from .helpers import leftovers, weights_changed
+from .helpers import leftovers, varied_length_pairs, weights_changed
 
 
 @pytest.fixture(scope="session")
@@ -82,12 +82,8 @@ def test_seq2seq_dpo_groups_pairs_by_length(tiny_t5, store, tmp_path):
     from training.ml.device import pick_device
     from training.ml.seq2seq import dpo_trainer
 
-    words = "please be a little kinder to the people around you every day".split()
-    answers = [" ".join(words[: 1 + i % 12] * (1 + i % 3)) for i in range(96)]
-    records = [
-        {"prompt": f"you fool {i}", "chosen": text, "rejected": " ".join(reversed(text.split()))}
-        for i, text in enumerate(answers)
-    ]
+    # Reversed words, not upper case: T5's tokenizer splits capitals into longer sequences.
+    records = varied_length_pairs(lambda text: " ".join(reversed(text.split())))
 
     def padding_share(**overrides) -> float:
         cfg = DPORunConfig(parent_dir=tiny_t5, output_dir=store / "grouping", batch_size=4, **overrides)
