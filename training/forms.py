@@ -50,6 +50,7 @@ class StartRunForm(forms.Form):
     reject_input_only_echoed = forms.BooleanField(
         required=False, help_text="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo).",
     )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["parent"].initial = ModelVersion.objects.active()
