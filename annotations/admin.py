@@ -58,7 +58,7 @@ class AnnotationItemAdmin(admin.ModelAdmin):
     list_filter = ("model_version", ("gold_candidate", admin.EmptyFieldListFilter))
     search_fields = ("prompt__text",)
     # Gold answers are set on /quality/gold/ (quality.services.make_gold_item checks the candidate).
-    readonly_fields = ("prompt", "model_version", "gold_candidate", "diversity", "model_echo", "flagged_candidates", "created_at")
+    readonly_fields = ("prompt", "model_version", "gold_candidate", "diversity", "model_echo", "created_at")
     inlines = [CandidateInline]
 
     def save_model(self, request, obj, form, change):

@@ -103,10 +103,6 @@ class AnnotationItem(models.Model):
         help_text="A sample that handed the prompt back, as the model wrote it: withheld from annotators, "
         "rejected by DPO's input-rejection pairs.",
     )
-    flagged_candidates = models.PositiveSmallIntegerField(
-        default=0,
-        help_text="Candidates the toxicity judge STA is scored with still flags: POOL_ORDER=failures serves these items early.",
-    )
     is_complete = models.BooleanField(
         default=False,
         help_text="Set once it has all its judgements, so serving never scans finished items (never set on gold items).",

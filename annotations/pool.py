@@ -61,14 +61,13 @@ def serving_order(items: QuerySet[AnnotationItem]) -> QuerySet[AnnotationItem]:
     judgements disagree (more different answers first), then those whose candidates differ most.
     ``POOL_ORDER=failures``: first the items whose prompt the model handed back unchanged while
     sampling (a withheld ``model_echo``: its commonest failure, which each judgement there teaches
-    DPO to reject), then those with the most candidates the toxicity judge still flags (a choice
-    there is a clean-over-toxic pair), then the uncertain order."""
+    DPO to reject), then the uncertain order."""
     if settings.POOL_ORDER == "random":
         return items.order_by("?")
     disagreement = Case(When(answers__gte=2, then=F("answers")), default=Value(0))
     order = [disagreement.desc(), F("diversity").desc(nulls_last=True), "id"]
     if settings.POOL_ORDER == "failures":
-        order[:0] = [Case(When(model_echo="", then=Value(0)), default=Value(1)).desc(), F("flagged_candidates").desc()]
+        order.insert(0, Case(When(model_echo="", then=Value(0)), default=Value(1)).desc())
     return items.alias(answers=distinct_answers()).order_by(*order)
 
 

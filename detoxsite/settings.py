@@ -205,8 +205,7 @@ NEXT_ITEM_MAX_WAITERS = env_int("NEXT_ITEM_MAX_WAITERS", 4)
 NEXT_ITEM_RECHECK_SECONDS = 5
 GOLD_RATE = float(os.environ.get("GOLD_RATE", 0.1))  # share of served items that are gold (quality control)
 # Which ready item an annotator gets next: "random"; "uncertain" (disagreeing judgements, then most
-# different candidates, first); "failures" (prompts the model echoed while sampling, then those with
-# candidates the toxicity judge flags, then "uncertain").
+# different candidates, first); "failures" (prompts the model echoed while sampling, then "uncertain").
 POOL_ORDERS = ("random", "uncertain", "failures")
 POOL_ORDER = env_choice("POOL_ORDER", "random", POOL_ORDERS)
 HELDOUT_PERCENT = env_int("HELDOUT_PERCENT", 5)

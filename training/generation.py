@@ -127,47 +127,21 @@ def generate_items(
         if not pending:
             break
     provenance = generator.provenance(decoding)
-    kept_by_prompt = {p.pk: list(distinct[p.pk].values())[: decoding.num_candidates] for p in prompts}
-    flagged = flagged_counts({pk: [text for text, _ in kept] for pk, kept in kept_by_prompt.items()})
     items = []
     for prompt in prompts:
-        kept = kept_by_prompt[prompt.pk]
+        kept = list(distinct[prompt.pk].values())[: decoding.num_candidates]
         if not kept:
             logger.warning("no usable candidate for prompt %s from %s", prompt.pk, version)
             continue
         try:
-            items.append(_store_item(prompt, version, kept, provenance, echo=echoes.get(prompt.pk, ""), flagged=flagged[prompt.pk]))
+            items.append(_store_item(prompt, version, kept, provenance, echo=echoes.get(prompt.pk, "")))
         except IntegrityError:  # a concurrent refill wrote the same candidates
             logger.info("duplicate item for prompt %s skipped", prompt.pk)
     return items
 
 
-def flagged_counts(texts_by_prompt: dict[int, list[str]]) -> dict[int, int]:
-    """Per prompt, how many of its candidates the toxicity judge STA is scored with flags, in one call
-    (``POOL_ORDER=failures`` serves those items early); zeros, with a warning, when no judge loads."""
-    from training.ml.data import TOXICITY_THRESHOLD, load_cleaning_classifier
-
-    from .datasets import cleaning_judge
-
-    texts = [text for group in texts_by_prompt.values() for text in group]
-    if not texts:
-        return dict.fromkeys(texts_by_prompt, 0)
-    classifier, name = load_cleaning_classifier(cleaning_judge())
-    if classifier is None:
-        logger.warning("candidates not checked for toxicity: %s", name)
-        return dict.fromkeys(texts_by_prompt, 0)
-    scores = iter(classifier(texts))
-    return {pk: int(sum(next(scores) >= TOXICITY_THRESHOLD for _ in group)) for pk, group in texts_by_prompt.items()}
-
-
 def _store_item(
-    prompt: Prompt,
-    version: ModelVersion,
-    kept: list[tuple[str, SampledRewrite]],
-    provenance: dict,
-    *,
-    echo: str = "",
-    flagged: int = 0,
+    prompt: Prompt, version: ModelVersion, kept: list[tuple[str, SampledRewrite]], provenance: dict, *, echo: str = ""
 ) -> AnnotationItem:
     with transaction.atomic():
         item = AnnotationItem.objects.create(
@@ -176,7 +150,6 @@ def _store_item(
             judgements_needed=settings.ANNOTATION_OVERLAP,
             diversity=candidate_diversity([text for text, _ in kept]),
             model_echo=echo,
-            flagged_candidates=flagged,
         )
         Candidate.objects.bulk_create(
             Candidate(

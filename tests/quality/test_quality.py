@@ -244,15 +244,13 @@ def test_uncertain_order_puts_items_whose_annotators_disagree_first(settings, ma
     assert agreed.id in order[3:]
 
 
-def test_failures_order_serves_echoes_then_still_toxic_candidates_first(settings, annotator, filled_pool):
+def test_failures_order_serves_prompts_the_model_echoed_first(settings, annotator, filled_pool):
     settings.POOL_ORDER = "failures"
     echoed = _extra_item(filled_pool, "you are a moron", StubGenerator(("You are a moron.", "please stop", "please stop now")))
-    toxic = _extra_item(filled_pool, "stop whining", StubGenerator(("stop whining you fucking idiot", "please stop now")))
     diverse = _extra_item(filled_pool, "shut up you moron", StubGenerator(("please be quiet", "I disagree with you")))
     assert echoed.model_echo == "You are a moron." and diverse.diversity > echoed.diversity
-    assert (toxic.flagged_candidates, diverse.flagged_candidates, echoed.flagged_candidates) == (1, 0, 0)
     order = list(pool.serving_order(pool.items_for_user(annotator, filled_pool)).values_list("id", flat=True))
-    assert order[:3] == [echoed.id, toxic.id, diverse.id]  # echo, a still-toxic candidate, then the uncertain order
+    assert order[:2] == [echoed.id, diverse.id]  # the echoed prompt, then the uncertain order
 
 
 def test_an_unknown_pool_order_is_refused_at_start_with_the_choices():
