@@ -11,9 +11,11 @@ lets a simulated annotator choose; a simulated reviewer approves the round's pai
 evaluated on the whole held-out split (prompts no round ever sees) and compared with its parent by
 the platform's paired bootstrap (ΔJ, ΔSTA, ΔSIM, ΔFL with 95 % intervals). The first variant's
 child is the next round's parent, so the variants share their data and differ only in training.
-With ``--oversample F`` the pool is filled with F times ``--prompts`` items and the annotator judges
-the first ``--prompts`` in the pool's serving order (``--pool-order``, as ``POOL_ORDER``): active
-selection, as a team with a full pool would see it.
+Data filters are the platform's defaults, the automatic input-rejection rule included (every prompt
+after an SFT parent, only the prompts the model echoed after a DPO parent); ``--variant
+reject_input_only_echoed=1`` (or ``=0``) fixes it. With ``--oversample F`` the pool is filled with F
+times ``--prompts`` items and the annotator judges the first ``--prompts`` in the pool's serving order
+(``--pool-order``, as ``POOL_ORDER``): active selection, as a team with a full pool would see it.
 
 The annotators never use the evaluation's own scorers (profanity-check for STA, MiniLM for SIM):
 - ``reference``: the candidate closest (chrF) to the prompt's human references; writes the

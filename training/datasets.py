@@ -24,6 +24,8 @@ from core.roles import system_account_ids
 from training.ml.data import add_input_rejections, drop_echoes, drop_toxic, read_jsonl, reconcile_preferences, write_jsonl
 from training.ml.evaluate import DEFAULT_CLASSIFIER
 
+from .models import ModelVersion
+
 TOXICITY_PENDING = "pending"  # the references' toxicity filter still has to run (in the training worker)
 
 
@@ -39,7 +41,8 @@ class DataFilters:
     any_version: bool = False  # DPO: also pairs sampled from versions other than the parent (off-policy)
     reject_input: bool = True  # DPO: one more pair per chosen answer rejecting the toxic input itself
     reject_own_echo: bool = True  # DPO: ...rejecting the model's own echo of the input where the pool withheld one
-    reject_input_only_echoed: bool = False  # DPO: ...only on prompts where the pool withheld such an echo
+    # DPO: ...only on prompts where the pool withheld such an echo; None: automatic (``input_rejection_rule``)
+    reject_input_only_echoed: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -154,6 +157,23 @@ def _model_echoes(pairs, parent=None) -> dict[str, str]:
     return {prompt: echo for prompt, (_, echo) in best.items()}
 
 
+def input_rejection_rule(filters: DataFilters, parent=None) -> tuple[bool, str]:
+    """Whether input-rejection pairs go only to the prompts the model echoed, and the rule in words.
+
+    Automatic unless ``filters.reject_input_only_echoed`` says: every prompt while the parent comes from
+    SFT (or is a base model), which still copies its input often; only echoed prompts once the parent was
+    trained by DPO, where rejecting the input everywhere costs SIM and gains no J (bench/RESULTS.md,
+    learning loop: rounds 2-3 of six chains, ninth and tenth sessions).
+    """
+    if filters.reject_input_only_echoed is not None:
+        only = filters.reject_input_only_echoed
+        return only, "only prompts the model echoed" if only else "every prompt"
+    only = parent is not None and parent.kind == ModelVersion.Kind.DPO
+    if only:
+        return True, "only prompts the model echoed (automatic: the parent was trained by DPO)"
+    return False, "every prompt (automatic: the parent was not trained by DPO)"
+
+
 def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     """Prompt/chosen/rejected records from approved pairs, deduplicated and reconciled across annotators,
     with a pair rejecting the toxic input for each chosen answer unless ``filters.reject_input`` is off:
@@ -180,11 +200,12 @@ def dpo_data(filters: DataFilters, *, parent=None) -> TrainingData:
     ]
     records, counts = reconcile_preferences(raw)
     if filters.reject_input:
-        echoes = _model_echoes(pairs, parent) if filters.reject_own_echo or filters.reject_input_only_echoed else {}
+        only_echoed, rule = input_rejection_rule(filters, parent)
+        echoes = _model_echoes(pairs, parent) if filters.reject_own_echo or only_echoed else {}
         if not filters.reject_own_echo:  # keep which prompts the model echoed, but reject the stored text
             echoes = {prompt: prompt for prompt in echoes}
-        records, added = add_input_rejections(records, echoes, only_echoed=filters.reject_input_only_echoed)
-        counts.update(added)
+        records, added = add_input_rejections(records, echoes, only_echoed=only_echoed)
+        counts.update(added, input_rejections_on=rule)
     return TrainingData(records, {"pairs": counts})
 
 

@@ -27,6 +27,13 @@ class CompareVersionsForm(forms.Form):
     b = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
 
 
+def labelled_null_boolean(unknown: str, true: str, false: str) -> forms.NullBooleanSelect:
+    """A yes/no/unset select whose options say what each one does (it round-trips the value, unlike Select)."""
+    widget = forms.NullBooleanSelect()
+    widget.choices = [("unknown", unknown), ("true", true), ("false", false)]
+    return widget
+
+
 class StartRunForm(forms.Form):
     """Staff's form to start a run; empty hyperparameters take the defaults of training/ml."""
 
@@ -47,8 +54,14 @@ class StartRunForm(forms.Form):
         required=False, initial=True,
         help_text="DPO: in those pairs reject the model's own echo of the input where the pool kept one.",
     )
-    reject_input_only_echoed = forms.BooleanField(
-        required=False, help_text="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo).",
+    reject_input_only_echoed = forms.NullBooleanField(
+        required=False, label="Input rejections on",
+        widget=labelled_null_boolean(
+            "Automatic: every prompt after an SFT or base parent, echoed prompts after a DPO parent",
+            "Only prompts the model echoed (the pool kept an echo)",
+            "Every prompt",
+        ),
+        help_text="DPO: where those pairs go; rejecting the input everywhere once the model rarely echoes costs SIM.",
     )
 
     def __init__(self, *args, **kwargs):
@@ -75,8 +88,8 @@ class StartRunForm(forms.Form):
         filters["include_gold_rewrites"] = data["include_gold_rewrites"]
         filters["reject_input"] = data["reject_input"]
         filters["reject_own_echo"] = data["reject_own_echo"]
-        if data.get("reject_input_only_echoed"):
-            filters["reject_input_only_echoed"] = True
+        if data.get("reject_input_only_echoed") is not None:
+            filters["reject_input_only_echoed"] = data["reject_input_only_echoed"]
         if data.get("any_version"):
             filters["any_version"] = True
         return filters

@@ -279,11 +279,56 @@ def test_input_rejections_can_be_limited_to_prompts_the_model_echoed(staff, tiny
 
     call_command("train", "dpo", "--input-rejections-only-echoed", "--queue")
     assert TrainingRun.objects.latest("pk").data_filters["reject_input_only_echoed"] is True
-    form = StartRunForm({"kind": "dpo", "parent": tiny_version.pk, "reject_input": "on", "reject_input_only_echoed": "on"})
+    form = StartRunForm({"kind": "dpo", "parent": tiny_version.pk, "reject_input": "on", "reject_input_only_echoed": "true"})
     assert form.is_valid(), form.errors
     assert form.filters()["reject_input_only_echoed"] is True
+    assert 'value="true" selected' in str(form["reject_input_only_echoed"])
     response = api(staff).post(
         "/api/training-runs/", {"kind": "dpo", "filters": {"reject_input_only_echoed": True}}, format="json"
     )
     assert response.status_code == 201, response.content
     assert response.json()["data_filters"]["reject_input_only_echoed"] is True
+
+
+def test_input_rejections_go_everywhere_after_sft_and_only_to_echoes_after_dpo_unless_set(staff, tiny_version, api):
+    """The automatic rule of the measured chains: round 1 on an SFT parent rejects the input on every prompt
+    (the model still copies often), later rounds on a DPO parent only where the model echoed (keeps SIM)."""
+    from django.core.management import call_command
+
+    from training.forms import StartRunForm
+
+    dpo_parent = ModelVersion.objects.create(
+        name="dpo-round-1", kind=ModelVersion.Kind.DPO, directory="dpo-round-1", parent=tiny_version
+    )
+    for version in (tiny_version, dpo_parent):
+        echoed = Prompt.objects.create(text=f"shut up fool {version.pk}", text_hash=f"p{version.pk}", source="test")
+        other = Prompt.objects.create(text=f"damn you {version.pk}", text_hash=f"q{version.pk}", source="test")
+        approved_pair(staff, echoed, "please be quiet", "be quiet fool", version, echo=f"Shut up, fool {version.pk}!")
+        approved_pair(staff, other, "forget you", "darn you", version)
+
+    def rejected_prompts(filters: DataFilters, parent: ModelVersion) -> tuple[list[str], str]:
+        data = dpo_data(filters, parent=parent)
+        return sorted(r["prompt"] for r in data.records if r.get("derived")), data.cleaning["pairs"]["input_rejections_on"]
+
+    assert tiny_version.kind != ModelVersion.Kind.DPO
+    after_sft = rejected_prompts(DataFilters(), tiny_version)
+    assert after_sft == ([f"damn you {tiny_version.pk}", f"shut up fool {tiny_version.pk}"],
+                         "every prompt (automatic: the parent was not trained by DPO)")
+    after_dpo = rejected_prompts(DataFilters(), dpo_parent)
+    assert after_dpo == ([f"shut up fool {dpo_parent.pk}"],
+                         "only prompts the model echoed (automatic: the parent was trained by DPO)")
+    assert rejected_prompts(DataFilters(reject_input_only_echoed=False), dpo_parent)[0] == [
+        f"damn you {dpo_parent.pk}", f"shut up fool {dpo_parent.pk}"]
+
+    call_command("train", "dpo", "--input-rejections-everywhere", "--queue")
+    assert TrainingRun.objects.latest("pk").data_filters["reject_input_only_echoed"] is False
+    call_command("train", "dpo", "--queue")
+    assert TrainingRun.objects.latest("pk").data_filters["reject_input_only_echoed"] is None
+    form = StartRunForm({"kind": "dpo", "parent": dpo_parent.pk, "reject_input": "on", "reject_input_only_echoed": "unknown"})
+    assert form.is_valid(), form.errors
+    assert "reject_input_only_echoed" not in form.filters()
+    response = api(staff).post(
+        "/api/training-runs/", {"kind": "dpo", "filters": {"reject_input_only_echoed": False}}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["data_filters"]["reject_input_only_echoed"] is False

@@ -71,8 +71,9 @@ class DataFiltersSerializer(serializers.Serializer):
         help_text="DPO: those pairs reject the model's own echo of the input (as it wrote it) where the pool kept one.",
     )
     reject_input_only_echoed = serializers.BooleanField(
-        required=False, default=False,
-        help_text="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo), not on every prompt.",
+        required=False, allow_null=True, default=None,
+        help_text="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo), not on every "
+        "prompt. Null (default): automatic, every prompt after an SFT or base parent, only echoed ones after a DPO parent.",
     )
 
 

@@ -41,9 +41,15 @@ class Command(BaseCommand):
             "--no-own-echo-rejections", action="store_true",
             help="DPO: those pairs reject the stored prompt even where the pool kept the model's own echo of it.",
         )
-        data.add_argument(
-            "--input-rejections-only-echoed", action="store_true",
-            help="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo).",
+        where = data.add_mutually_exclusive_group()
+        where.add_argument(
+            "--input-rejections-only-echoed", dest="input_rejections_only_echoed", action="store_const", const=True,
+            help="DPO: add those pairs only on prompts where the model echoed (the pool kept an echo). Default: "
+            "automatic, every prompt after an SFT or base parent, only echoed prompts after a DPO parent.",
+        )
+        where.add_argument(
+            "--input-rejections-everywhere", dest="input_rejections_only_echoed", action="store_const", const=False,
+            help="DPO: add those pairs on every prompt, also after a DPO parent.",
         )
         hp = parser.add_argument_group("hyperparameters (defaults from training/ml/sft.py and dpo.py)")
         for param in HYPERPARAMETERS:
@@ -71,7 +77,7 @@ class Command(BaseCommand):
             "any_version": opts["any_version"] or None,
             "reject_input": False if opts["no_input_rejections"] else None,
             "reject_own_echo": False if opts["no_own_echo_rejections"] else None,
-            "reject_input_only_echoed": opts["input_rejections_only_echoed"] or None,
+            "reject_input_only_echoed": opts["input_rejections_only_echoed"],
         }
         try:
             run = services.start_training_run(
