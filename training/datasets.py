@@ -160,16 +160,15 @@ def _model_echoes(pairs, parent=None) -> dict[str, str]:
 def input_rejection_rule(filters: DataFilters, parent=None) -> tuple[bool, str]:
     """Whether input-rejection pairs go only to the prompts the model echoed, and the rule in words.
 
-    Automatic unless ``filters.reject_input_only_echoed`` says: every prompt while the parent comes from
+    Automatic unless ``filters.reject_input_only_echoed`` is set: every prompt while the parent comes from
     SFT (or is a base model), which still copies its input often; only echoed prompts once the parent was
     trained by DPO, where rejecting the input everywhere costs SIM and gains no J (bench/RESULTS.md,
-    learning loop: rounds 2-3 of six chains, ninth and tenth sessions).
+    learning loop: rounds 2-3 of seven chains, sixth to tenth sessions).
     """
     if filters.reject_input_only_echoed is not None:
         only = filters.reject_input_only_echoed
         return only, "only prompts the model echoed" if only else "every prompt"
-    only = parent is not None and parent.kind == ModelVersion.Kind.DPO
-    if only:
+    if parent is not None and parent.kind == ModelVersion.Kind.DPO:
         return True, "only prompts the model echoed (automatic: the parent was trained by DPO)"
     return False, "every prompt (automatic: the parent was not trained by DPO)"
 

@@ -57,11 +57,12 @@ class StartRunForm(forms.Form):
     reject_input_only_echoed = forms.NullBooleanField(
         required=False, label="Input rejections on",
         widget=labelled_null_boolean(
-            "Automatic: every prompt after an SFT or base parent, echoed prompts after a DPO parent",
-            "Only prompts the model echoed (the pool kept an echo)",
+            "Automatic (all after SFT, echoed after DPO)",
+            "Only prompts the model echoed",
             "Every prompt",
         ),
-        help_text="DPO: where those pairs go; rejecting the input everywhere once the model rarely echoes costs SIM.",
+        help_text="DPO: which prompts get those pairs. Automatic: every prompt after an SFT or base parent, only "
+        "those the model echoed after a DPO parent (rejecting the input everywhere then costs SIM).",
     )
 
     def __init__(self, *args, **kwargs):
