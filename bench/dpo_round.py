@@ -1,7 +1,7 @@
 """Collect → review → train → evaluate rounds through the platform's own services; prints JSON.
 
     DATABASE_URL=... MODEL_STORE=... python bench/dpo_round.py VERSION [--rounds 3] [--prompts 100]
-        [--annotator lexicon|minimal|reference|noisy] [--oversample 2 --pool-order failures]
+        [--annotator lexicon|minimal|reference|noisy[,KIND...]] [--oversample 2 --pool-order failures]
         [--variant rpo_alpha=1.0 --variant rpo_alpha=0,reject_own_echo=0] ...
 
 Run it against a database that holds ParaDetox (e.g. the one ``bench/quick_loop.sh`` leaves in
@@ -29,8 +29,11 @@ The annotators never use the evaluation's own scorers (profanity-check for STA, 
   so meaning is kept; writes the reference when no candidate is clean.
 - ``noisy``: the lexicon annotator, but a fifth of its choices is a random candidate, as a hurried
   human's would be.
-Each round also reports ``pair_diagnostics``: its pairs read afterwards with the evaluation's toxicity
-judge (what they can teach about STA) and how many reject a candidate repeating the input.
+Each round also reports ``pair_diagnostics``: its pairs read afterwards with the evaluation's own
+scorers (what they can teach about STA, each side's mean J) and how many reject a candidate repeating
+the input.
+``--annotator minimal,lexicon`` changes the team between rounds: round k is judged by the k-th kind
+named, the last one for every later round.
 Users are named ``sim-<annotator>`` / ``sim-reviewer`` so they are easy to tell apart from real work.
 """
 from __future__ import annotations
@@ -120,6 +123,19 @@ class Annotator:
         return best, ""
 
 
+ANNOTATORS = ("lexicon", "minimal", "reference", "noisy")
+
+
+def annotator_schedule(text: str, rounds: int) -> list[str]:
+    """The annotator kind of each round from ``--annotator``: "minimal,lexicon" over 3 rounds is
+    minimal, lexicon, lexicon. ``ValueError`` names an unknown kind."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in ANNOTATORS]
+    if unknown or not kinds:
+        raise ValueError(f"unknown annotator {', '.join(unknown) or repr(text)}: choose from {', '.join(ANNOTATORS)}")
+    return [kinds[min(k, len(kinds) - 1)] for k in range(rounds)]
+
+
 def simulate_annotation(user: User, annotator: Annotator, *, limit: int | None = None) -> dict[str, int]:
     """Judge the items the pool offers ``user`` in its serving order (all, or the first ``limit``);
     returns how many choices and own rewrites."""
@@ -137,21 +153,37 @@ def simulate_annotation(user: User, annotator: Annotator, *, limit: int | None =
     return counts
 
 
-def pair_diagnostics(pairs) -> dict[str, int]:
-    """What a round's pairs can teach, read with evaluation's toxicity judge after the annotator chose
-    (it never sees it): pairs whose rejected side is flagged and the chosen not, the reverse, and
-    pairs that reject a candidate handing the toxic sentence back."""
-    from training.ml.evaluate import load_toxicity_classifier
+def pair_diagnostics(pairs) -> dict[str, int | float]:
+    """What a round's pairs can teach, read with the evaluation's own scorers after the annotator chose
+    (it never sees them): pairs whose rejected side the toxicity judge flags and the chosen not, the
+    reverse, pairs that reject a candidate handing the toxic sentence back, and each side's mean
+    per-sentence J with how often the chosen one scores higher (by more than 0.02) or lower.
+
+    A round can only move the model's J toward what its chosen answers score: once they score about
+    what the model already writes greedily, DPO has nothing better to learn from (bench/RESULTS.md)."""
+    from evaluation import judges
+    from evaluation.services import fluency_lm_dir
+    from training.ml.evaluate import EvalConfig, evaluate_outputs
 
     rows = list(pairs.select_related("prompt"))
-    judge = load_toxicity_classifier("profanity-check")
-    chosen = judge([p.chosen_text for p in rows])
-    rejected = judge([p.rejected_text for p in rows])
+    if not rows:
+        return {"pairs": 0}
+    config = EvalConfig(classifier=judges.classifier_spec())
+    inputs, references = [p.prompt.text for p in rows], [list(p.prompt.references) for p in rows]
+    chosen, rejected = (
+        evaluate_outputs(inputs, texts, references, config=config, fluency_lm_dir=fluency_lm_dir()).rows
+        for texts in ([p.chosen_text for p in rows], [p.rejected_text for p in rows])
+    )
+    sides = list(zip(chosen, rejected))
     return {
         "pairs": len(rows),
-        "clean_over_flagged": sum(c < 0.5 <= r for c, r in zip(chosen, rejected)),
-        "flagged_over_clean": sum(r < 0.5 <= c for c, r in zip(chosen, rejected)),
+        "clean_over_flagged": sum(c.sta > r.sta for c, r in sides),
+        "flagged_over_clean": sum(c.sta < r.sta for c, r in sides),
         "rejects_echo": sum(normalised_words(p.rejected_text) == normalised_words(p.prompt.text) for p in rows),
+        "chosen_j": round(sum(c.j for c in chosen) / len(rows), 3),
+        "rejected_j": round(sum(r.j for r in rejected) / len(rows), 3),
+        "chosen_higher_j": sum(c.j > r.j + 0.02 for c, r in sides),
+        "chosen_lower_j": sum(c.j < r.j - 0.02 for c, r in sides),
     }
 
 
@@ -231,7 +263,7 @@ def main() -> None:
     parser.add_argument("version", help="First parent version name (it is activated to collect candidates).")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--prompts", type=int, default=100, help="Items to collect choices on per round.")
-    parser.add_argument("--annotator", choices=("lexicon", "minimal", "reference", "noisy"), default="lexicon")
+    parser.add_argument("--annotator", default="lexicon", help=f"One of {', '.join(ANNOTATORS)}, or one per round separated by commas (the last repeats).")
     parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters or data filters, e.g. rpo_alpha=1.0 or reject_own_echo=0 (repeatable).")
     parser.add_argument("--oversample", type=float, default=1.0, help="Fill the pool with this many times --prompts items; the annotator judges --prompts of them in the pool's serving order.")
     parser.add_argument("--pool-order", choices=settings.POOL_ORDERS, help="POOL_ORDER for the rounds (default: the setting).")
@@ -241,6 +273,10 @@ def main() -> None:
         sys.exit("error: --rounds and --prompts must be at least 1")
     if not args.oversample >= 1:
         sys.exit("error: --oversample must be at least 1")
+    try:
+        schedule = annotator_schedule(args.annotator, args.rounds)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
     if args.pool_order:
         settings.POOL_ORDER = args.pool_order
 
@@ -248,15 +284,16 @@ def main() -> None:
     if parent is None:
         sys.exit(f"error: no version named {args.version!r}")
     variants = [parse_variant(v) for v in args.variant] or [{}]
-    annotator_user, _ = User.objects.get_or_create(username=f"sim-{args.annotator}")
     reviewer, _ = User.objects.get_or_create(username="sim-reviewer")
     make_reviewer(reviewer)
-    annotator = Annotator(args.annotator, seed=args.seed)
+    annotators = {kind: Annotator(kind, seed=args.seed) for kind in dict.fromkeys(schedule)}
     first = parent
     report = {"start": parent.name, "start_metrics": evaluate(parent), "annotator": args.annotator,
-              "lexicon_words": len(annotator.lexicon), "pool_order": settings.POOL_ORDER,
+              "lexicon_words": max(len(a.lexicon) for a in annotators.values()), "pool_order": settings.POOL_ORDER,
               "oversample": args.oversample, "rounds": []}
-    for number in range(1, args.rounds + 1):
+    for number, kind in enumerate(schedule, start=1):
+        annotator = annotators[kind]
+        annotator_user, _ = User.objects.get_or_create(username=f"sim-{kind}")
         activate_version(version=parent, reason="dpo_round benchmark", override=True)
         since = timezone.now()
         started = time.monotonic()
@@ -268,7 +305,7 @@ def main() -> None:
         approved = approve_pairs(reviewer=reviewer, pairs=pairs)
         children = [train_child(parent, annotator_user, since, dict(v)) for v in variants]
         round_report = {
-            "round": number, "parent": parent.name, "items": sum(counts.values()), **counts,
+            "round": number, "annotator": kind, "parent": parent.name, "items": sum(counts.values()), **counts,
             "approved_pairs": approved, "pair_diagnostics": diagnostics, "collect_seconds": round(collected, 1),
             "items_with_withheld_echo": AnnotationItem.objects.filter(
                 model_version=parent, created_at__gte=since).exclude(model_echo="").count(),

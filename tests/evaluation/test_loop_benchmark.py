@@ -47,6 +47,13 @@ def test_a_variant_can_change_a_data_filter_as_well_as_hyperparameters(dpo_round
     assert dpo_round.split_variant(variant) == ({"reject_own_echo": False}, {"rpo_alpha": 0.0})
 
 
+def test_a_chain_can_change_its_annotators_between_rounds_and_names_a_wrong_kind(dpo_round):
+    assert dpo_round.annotator_schedule("minimal,lexicon", 3) == ["minimal", "lexicon", "lexicon"]
+    assert dpo_round.annotator_schedule("noisy", 2) == ["noisy", "noisy"]
+    with pytest.raises(ValueError, match="unknown annotator careless"):
+        dpo_round.annotator_schedule("minimal,careless", 2)
+
+
 def test_no_annotator_takes_the_toxic_sentence_back_and_the_minimal_one_changes_least(prompts, dpo_round):
     toxic = "you are a stupid idiot number 1"
     references = ["you are wrong 1"]
@@ -68,3 +75,15 @@ def test_an_oversampled_round_judges_the_first_items_in_the_pools_order(settings
     assert sum(counts.values()) == 2 == Judgement.objects.filter(user=annotator).count()
     assert Judgement.objects.filter(user=annotator, item=echoed).exists()  # the echoed prompt came first
     assert AnnotationItem.objects.count() > 2  # the rest stays in the pool
+
+
+def test_a_rounds_pairs_are_read_with_the_evaluations_own_j_on_both_sides(annotator, filled_pool, dpo_round):
+    from annotations.models import PreferencePair
+
+    dpo_round.simulate_annotation(annotator, dpo_round.Annotator("minimal"), limit=2)
+    pairs = PreferencePair.objects.filter(judgement__user=annotator)
+    diagnostics = dpo_round.pair_diagnostics(pairs)
+    assert diagnostics["pairs"] == pairs.count() > 0
+    assert 0 <= diagnostics["rejected_j"] <= 1 and 0 <= diagnostics["chosen_j"] <= 1
+    assert diagnostics["chosen_higher_j"] + diagnostics["chosen_lower_j"] <= diagnostics["pairs"]
+    assert dpo_round.pair_diagnostics(PreferencePair.objects.none()) == {"pairs": 0}
