@@ -67,7 +67,7 @@ from annotations.review import approve_pairs  # noqa: E402
 from annotations.services import next_assignment, submit_judgement  # noqa: E402
 from core.roles import make_reviewer  # noqa: E402
 from evaluation.models import Evaluation  # noqa: E402
-from evaluation.services import compare_versions, latest_metrics, queue_evaluation, run_evaluation  # noqa: E402
+from evaluation.services import compare_versions, latest_metrics, queue_evaluation, run_evaluation, score_rewrites  # noqa: E402
 from training.executor import execute_run  # noqa: E402
 from training.generation import refill_pool  # noqa: E402
 from training.datasets import DataFilters  # noqa: E402
@@ -161,17 +161,12 @@ def pair_diagnostics(pairs) -> dict[str, int | float]:
 
     A round can only move the model's J toward what its chosen answers score: once they score about
     what the model already writes greedily, DPO has nothing better to learn from (bench/RESULTS.md)."""
-    from evaluation import judges
-    from evaluation.services import fluency_lm_dir
-    from training.ml.evaluate import EvalConfig, evaluate_outputs
-
     rows = list(pairs.select_related("prompt"))
     if not rows:
         return {"pairs": 0}
-    config = EvalConfig(classifier=judges.classifier_spec())
     inputs, references = [p.prompt.text for p in rows], [list(p.prompt.references) for p in rows]
     chosen, rejected = (
-        evaluate_outputs(inputs, texts, references, config=config, fluency_lm_dir=fluency_lm_dir()).rows
+        score_rewrites(inputs, texts, references).rows
         for texts in ([p.chosen_text for p in rows], [p.rejected_text for p in rows])
     )
     sides = list(zip(chosen, rejected))

@@ -25,10 +25,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
-
-from evaluation.services import fluency_lm_dir, heldout_prompts, latest_evaluation  # noqa: E402
-from training.ml.evaluate import EvalConfig, evaluate_outputs  # noqa: E402
+from evaluation.services import heldout_prompts, latest_evaluation, score_rewrites  # noqa: E402
 from training.models import ModelVersion, TrainingRun  # noqa: E402
 
 METRICS = ("sta", "sim", "fl", "chrf", "j")
@@ -67,8 +64,7 @@ def references_row() -> dict:
     prompts = list(heldout_prompts())
     inputs = [p.text for p in prompts]
     outputs = [p.references[0] for p in prompts]
-    config = EvalConfig(classifier=settings.EVAL_TOXICITY_CLASSIFIER)
-    report = evaluate_outputs(inputs, outputs, [p.references for p in prompts], config=config, fluency_lm_dir=fluency_lm_dir())
+    report = score_rewrites(inputs, outputs, [p.references for p in prompts])
     row = {"version": "human references (first)", "n": len(prompts), "classifier": report.meta["classifier"]}
     for metric in ("sta", "sim", "fl", "j"):
         row[metric] = interval([getattr(r, metric) for r in report.rows])

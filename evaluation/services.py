@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,6 +16,9 @@ from training import services as training_services
 from training.models import ModelVersion, TrainingRun
 
 from .models import EVALUATION_JOBS, Evaluation, EvaluationOutput
+
+if TYPE_CHECKING:
+    from training.ml.evaluate import EvalReport
 
 logger = logging.getLogger(__name__)
 SHOWN_METRICS = ("sta", "sim", "fl", "chrf", "j")
@@ -79,6 +82,19 @@ def fluency_lm_dir() -> str | None:
         base = ModelVersion.objects.filter(kind=ModelVersion.Kind.BASE, directory__startswith="base-").order_by("id").first()
         return str(base.path) if base and base.path.exists() else None
     return choice
+
+
+def score_rewrites(inputs: list[str], outputs: list[str], references: list[list[str]]) -> EvalReport:
+    """Score ``outputs`` (rewrites of ``inputs``) with the judges a version's evaluation uses: the STA
+    classifier ``EVAL_TOXICITY_CLASSIFIER`` names and the fluency LM. An ``EvalReport`` (per-row J too),
+    for texts no version generated: human references, or both sides of annotated pairs.
+    ``ActionRefused`` when ``trained`` is named but no judge is trained yet."""
+    from training.ml.evaluate import EvalConfig, evaluate_outputs
+
+    from . import judges
+
+    config = EvalConfig(classifier=judges.classifier_spec())
+    return evaluate_outputs(inputs, outputs, references, config=config, fluency_lm_dir=fluency_lm_dir())
 
 
 def run_evaluation(evaluation_id: int) -> Evaluation:
