@@ -1,7 +1,7 @@
 """Collect → review → train → evaluate rounds through the platform's own services; prints JSON.
 
     DATABASE_URL=... MODEL_STORE=... python bench/dpo_round.py VERSION [--rounds 3] [--prompts 100]
-        [--annotator lexicon|minimal|reference|noisy[,KIND...]] [--oversample 2 --pool-order failures]
+        [--annotator lexicon|minimal|reference|noisy[,KIND...]] [--oversample 2[,F...] --pool-order failures]
         [--variant rpo_alpha=1.0 --variant rpo_alpha=0,reject_own_echo=0] ...
 
 Run it against a database that holds ParaDetox (e.g. the one ``bench/quick_loop.sh`` leaves in
@@ -15,7 +15,8 @@ Data filters are the platform's defaults, the automatic input-rejection rule inc
 after an SFT parent, only the prompts the model echoed after a DPO parent); ``--variant
 reject_input_only_echoed=1`` (or ``=0``) fixes it. With ``--oversample F`` the pool is filled with F
 times ``--prompts`` items and the annotator judges the first ``--prompts`` in the pool's serving order
-(``--pool-order``, as ``POOL_ORDER``): active selection, as a team with a full pool would see it.
+(``--pool-order``, as ``POOL_ORDER``): active selection, as a team with a full pool would see it;
+``--oversample 2,6`` changes the factor between rounds, as ``--annotator`` changes the team.
 
 The annotators never use the evaluation's own scorers (profanity-check for STA, MiniLM for SIM):
 - ``reference``: the candidate closest (chrF) to the prompt's human references; writes the
@@ -126,14 +127,35 @@ class Annotator:
 ANNOTATORS = ("lexicon", "minimal", "reference", "noisy")
 
 
+def per_round(text: str, rounds: int) -> list[str]:
+    """One value per round from a comma-separated list, the last repeating: "a,b" over 3 rounds is
+    a, b, b. A team's make-up or its pool size may change between rounds."""
+    values = [v.strip() for v in text.split(",") if v.strip()] or [text]
+    return [values[min(k, len(values) - 1)] for k in range(rounds)]
+
+
 def annotator_schedule(text: str, rounds: int) -> list[str]:
     """The annotator kind of each round from ``--annotator``: "minimal,lexicon" over 3 rounds is
     minimal, lexicon, lexicon. ``ValueError`` names an unknown kind."""
-    kinds = [k.strip() for k in text.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in ANNOTATORS]
-    if unknown or not kinds:
-        raise ValueError(f"unknown annotator {', '.join(unknown) or repr(text)}: choose from {', '.join(ANNOTATORS)}")
-    return [kinds[min(k, len(kinds) - 1)] for k in range(rounds)]
+    kinds = per_round(text, rounds)
+    unknown = [k for k in dict.fromkeys(kinds) if k not in ANNOTATORS]
+    if unknown:
+        raise ValueError(f"unknown annotator {', '.join(map(str, unknown)) or repr(text)}: choose from {', '.join(ANNOTATORS)}")
+    return kinds
+
+
+def oversample_schedule(text: str, rounds: int) -> list[float]:
+    """Each round's ``--oversample`` factor ("2,6": 2 in round 1, 6 after); ``ValueError`` for one below 1."""
+    factors = []
+    for value in per_round(text, rounds):
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = float("nan")
+        if not factor >= 1:
+            raise ValueError(f"--oversample {value!r}: each factor must be a number of at least 1")
+        factors.append(factor)
+    return factors
 
 
 def simulate_annotation(user: User, annotator: Annotator, *, limit: int | None = None) -> dict[str, int]:
@@ -260,16 +282,15 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100, help="Items to collect choices on per round.")
     parser.add_argument("--annotator", default="lexicon", help=f"One of {', '.join(ANNOTATORS)}, or one per round separated by commas (the last repeats).")
     parser.add_argument("--variant", action="append", default=[], help="DPO hyperparameters or data filters, e.g. rpo_alpha=1.0 or reject_own_echo=0 (repeatable).")
-    parser.add_argument("--oversample", type=float, default=1.0, help="Fill the pool with this many times --prompts items; the annotator judges --prompts of them in the pool's serving order.")
+    parser.add_argument("--oversample", default="1", help="Fill the pool with this many times --prompts items; the annotator judges --prompts of them in the pool's serving order. One per round separated by commas (the last repeats).")
     parser.add_argument("--pool-order", choices=settings.POOL_ORDERS, help="POOL_ORDER for the rounds (default: the setting).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.rounds < 1 or args.prompts < 1:
         sys.exit("error: --rounds and --prompts must be at least 1")
-    if not args.oversample >= 1:
-        sys.exit("error: --oversample must be at least 1")
     try:
         schedule = annotator_schedule(args.annotator, args.rounds)
+        oversample = oversample_schedule(args.oversample, args.rounds)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     if args.pool_order:
@@ -286,13 +307,13 @@ def main() -> None:
     report = {"start": parent.name, "start_metrics": evaluate(parent), "annotator": args.annotator,
               "lexicon_words": max(len(a.lexicon) for a in annotators.values()), "pool_order": settings.POOL_ORDER,
               "oversample": args.oversample, "rounds": []}
-    for number, kind in enumerate(schedule, start=1):
+    for number, (kind, factor) in enumerate(zip(schedule, oversample), start=1):
         annotator = annotators[kind]
         annotator_user, _ = User.objects.get_or_create(username=f"sim-{kind}")
         activate_version(version=parent, reason="dpo_round benchmark", override=True)
         since = timezone.now()
         started = time.monotonic()
-        refill_pool(parent.pk, target=math.ceil(args.prompts * args.oversample))
+        refill_pool(parent.pk, target=math.ceil(args.prompts * factor))
         collected = time.monotonic() - started
         counts = simulate_annotation(annotator_user, annotator, limit=args.prompts)
         pairs = PreferencePair.objects.filter(judgement__user=annotator_user, status=PreferencePair.Status.PENDING)
@@ -300,7 +321,7 @@ def main() -> None:
         approved = approve_pairs(reviewer=reviewer, pairs=pairs)
         children = [train_child(parent, annotator_user, since, dict(v)) for v in variants]
         round_report = {
-            "round": number, "annotator": kind, "parent": parent.name, "items": sum(counts.values()), **counts,
+            "round": number, "annotator": kind, "oversample": factor, "parent": parent.name, "items": sum(counts.values()), **counts,
             "approved_pairs": approved, "pair_diagnostics": diagnostics, "collect_seconds": round(collected, 1),
             "items_with_withheld_echo": AnnotationItem.objects.filter(
                 model_version=parent, created_at__gte=since).exclude(model_echo="").count(),

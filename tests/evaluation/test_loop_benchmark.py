@@ -54,6 +54,14 @@ def test_a_chain_can_change_its_annotators_between_rounds_and_names_a_wrong_kind
         dpo_round.annotator_schedule("minimal,careless", 2)
 
 
+def test_a_chain_can_widen_its_pool_between_rounds_and_refuses_a_factor_below_one(dpo_round):
+    assert dpo_round.oversample_schedule("2,6", 3) == [2.0, 6.0, 6.0]
+    assert dpo_round.oversample_schedule("1", 2) == [1.0, 1.0]
+    for wrong in ("2,0.5", "2,many"):
+        with pytest.raises(ValueError, match="at least 1"):
+            dpo_round.oversample_schedule(wrong, 2)
+
+
 def test_no_annotator_takes_the_toxic_sentence_back_and_the_minimal_one_changes_least(prompts, dpo_round):
     toxic = "you are a stupid idiot number 1"
     references = ["you are wrong 1"]
