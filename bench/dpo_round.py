@@ -79,6 +79,7 @@ from training.services import activate_version, start_training_run  # noqa: E402
 
 CHRF_METRIC = CHRF()
 OWN_REWRITE_BELOW = 35.0  # chrF under which the annotator writes the reference instead
+J_MARGIN = 0.02  # a pair's sides differ in J when they differ by more than this (pair_diagnostics)
 WORD = re.compile(r"[a-z']+")
 
 
@@ -140,7 +141,7 @@ def annotator_schedule(text: str, rounds: int) -> list[str]:
     kinds = per_round(text, rounds)
     unknown = [k for k in dict.fromkeys(kinds) if k not in ANNOTATORS]
     if unknown:
-        raise ValueError(f"unknown annotator {', '.join(map(str, unknown)) or repr(text)}: choose from {', '.join(ANNOTATORS)}")
+        raise ValueError(f"unknown annotator {', '.join(unknown) or repr(text)}: choose from {', '.join(ANNOTATORS)}")
     return kinds
 
 
@@ -179,7 +180,7 @@ def pair_diagnostics(pairs) -> dict[str, int | float]:
     """What a round's pairs can teach, read with the evaluation's own scorers after the annotator chose
     (it never sees them): pairs whose rejected side the toxicity judge flags and the chosen not, the
     reverse, pairs that reject a candidate handing the toxic sentence back, and each side's mean
-    per-sentence J with how often the chosen one scores higher (by more than 0.02) or lower.
+    per-sentence J with how often the chosen one scores higher (by more than ``J_MARGIN``) or lower.
 
     A round can only move the model's J toward what its chosen answers score: once they score about
     what the model already writes greedily, DPO has nothing better to learn from (bench/RESULTS.md)."""
@@ -199,8 +200,8 @@ def pair_diagnostics(pairs) -> dict[str, int | float]:
         "rejects_echo": sum(normalised_words(p.rejected_text) == normalised_words(p.prompt.text) for p in rows),
         "chosen_j": round(sum(c.j for c in chosen) / len(rows), 3),
         "rejected_j": round(sum(r.j for r in rejected) / len(rows), 3),
-        "chosen_higher_j": sum(c.j > r.j + 0.02 for c, r in sides),
-        "chosen_lower_j": sum(c.j < r.j - 0.02 for c, r in sides),
+        "chosen_higher_j": sum(c.j - r.j > J_MARGIN for c, r in sides),
+        "chosen_lower_j": sum(r.j - c.j > J_MARGIN for c, r in sides),
     }
 
 
